@@ -1,0 +1,682 @@
+// analyze.cpp: Query tree -> operator plan.  Every "not supported" error of
+// ivm comes from this file.
+#include "analyze/analyze.hpp"
+#include "plan/ir.hpp"
+#include "pg/spi.hpp"
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <set>
+
+namespace ivm::analyze {
+
+using pg::Error;
+using pg::not_supported;
+using pg::pg_call;
+using plan::AggKind;
+using plan::JoinKind;
+
+namespace {
+
+// PostgreSQL 15 declares walkers and mutators as unprototyped C function
+// pointers; C++ needs an explicit (and harmless) cast through void (*)().
+typedef bool (*Walker)();
+typedef Node* (*Mutator)();
+template <typename T, typename F>
+T fn_cast(F f) {
+  return reinterpret_cast<T>(reinterpret_cast<void (*)()>(f));
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+Query* parse_one(const std::string& text) {
+  List* raw = pg_call([&] { return raw_parser(text.c_str(), RAW_PARSE_DEFAULT); });
+  if (list_length(raw) != 1)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "query must be exactly one SELECT statement",
+                list_length(raw) == 0 ? "The query is empty." : "The query contains several statements.");
+  RawStmt* rs = linitial_node(RawStmt, raw);
+  if (!IsA(rs->stmt, SelectStmt))
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "only SELECT statements can define incremental views");
+  if (reinterpret_cast<SelectStmt*>(rs->stmt)->intoClause)
+    not_supported("SELECT INTO is");
+  return pg_call([&] {
+    Query* q = parse_analyze_fixedparams(rs, text.c_str(), nullptr, 0, nullptr);
+    List* rewritten = QueryRewrite(q);
+    if (list_length(rewritten) != 1) ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("rules that rewrite the query into several statements are not supported in incremental views")));
+    return linitial_node(Query, rewritten);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Restrictions
+
+struct MutableContext {
+  Oid func = InvalidOid;
+  const char* special = nullptr;
+};
+
+bool mutable_checker(Oid func, void* context) {
+  if (func_volatile(func) != PROVOLATILE_IMMUTABLE) {
+    static_cast<MutableContext*>(context)->func = func;
+    return true;
+  }
+  return false;
+}
+
+bool mutable_walker(Node* node, void* context) {
+  auto* cxt = static_cast<MutableContext*>(context);
+  if (!node) return false;
+  if (IsA(node, SQLValueFunction)) {
+    cxt->special = "CURRENT_DATE, CURRENT_TIMESTAMP, CURRENT_USER and similar";
+    return true;
+  }
+  if (IsA(node, NextValueExpr)) {
+    cxt->special = "sequence values";
+    return true;
+  }
+  if (check_functions_in_node(node, mutable_checker, context)) return true;
+  if (IsA(node, Query))
+    return query_tree_walker(reinterpret_cast<Query*>(node), fn_cast<Walker>(mutable_walker), context, 0);
+  return expression_tree_walker(node, fn_cast<Walker>(mutable_walker), context);
+}
+
+void check_query_shape(Query* q) {
+  if (q->commandType != CMD_SELECT || q->utilityStmt)
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "only SELECT statements can define incremental views");
+  if (q->hasRecursive) not_supported("recursive queries are");
+  if (q->cteList) not_supported("WITH queries are", "Write the WITH query as a subquery in FROM.");
+  if (q->hasWindowFuncs) not_supported("window functions are");
+  if (q->hasTargetSRFs) not_supported("set-returning functions in the select list are");
+  if (q->hasSubLinks)
+    not_supported("subqueries in WHERE, HAVING or the select list are", "Use a join or a subquery in FROM instead.");
+  if (q->setOperations) not_supported("UNION, INTERSECT and EXCEPT are");
+  if (q->limitCount || q->limitOffset) not_supported("LIMIT, OFFSET and FETCH are");
+  if (q->rowMarks || q->hasForUpdate) not_supported("FOR UPDATE and FOR SHARE are");
+  if (q->groupingSets) not_supported("GROUPING SETS, ROLLUP and CUBE are");
+  if (q->groupDistinct) not_supported("GROUP BY DISTINCT is");
+  if (q->hasDistinctOn) not_supported("DISTINCT ON is");
+  if (q->distinctClause && (q->hasAggs || q->groupClause)) not_supported("DISTINCT together with aggregates is");
+  if (q->hasModifyingCTE) not_supported("data-modifying statements are");
+  MutableContext cxt;
+  bool found = pg_call([&] {
+    return query_tree_walker(q, fn_cast<Walker>(mutable_walker), &cxt, 0);
+  });
+  if (found) {
+    if (cxt.special) not_supported(std::string(cxt.special) + " are");
+    std::string name = pg_call([&] { return get_func_name(cxt.func); });
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                "non-immutable function " + name + "() is not supported in incremental views",
+                "Only immutable functions may be used: the result of a stable or volatile function can change "
+                "without any table changing.");
+  }
+}
+
+// Vars: resets display fields after join-alias flattening and collects the
+// columns each range table entry contributes.
+struct VarContext {
+  std::map<int, std::set<int>> columns;  // rtindex -> attnos
+  int bad_attno = 1;
+  int bad_varno = 0;
+};
+
+bool var_walker(Node* node, void* context) {
+  auto* cxt = static_cast<VarContext*>(context);
+  if (!node) return false;
+  if (IsA(node, Var)) {
+    Var* v = reinterpret_cast<Var*>(node);
+    if (v->varlevelsup == 0) {
+      if (v->varattno <= 0 && cxt->bad_attno > 0) {
+        cxt->bad_attno = v->varattno;
+        cxt->bad_varno = static_cast<int>(v->varno);
+      }
+      cxt->columns[static_cast<int>(v->varno)].insert(v->varattno);
+      v->varnosyn = v->varno;
+      v->varattnosyn = v->varattno;
+    }
+    return false;
+  }
+  return expression_tree_walker(node, fn_cast<Walker>(var_walker), context);
+}
+
+// varnos: the range table indexes an expression references.
+bool varno_walker(Node* node, void* context) {
+  if (!node) return false;
+  if (IsA(node, Var)) {
+    static_cast<std::set<int>*>(context)->insert(static_cast<int>(reinterpret_cast<Var*>(node)->varno));
+    return false;
+  }
+  return expression_tree_walker(node, fn_cast<Walker>(varno_walker), context);
+}
+
+std::set<int> varnos(Node* n) {
+  std::set<int> out;
+  pg_call([&] { varno_walker(n, &out); });
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Aggregates: replaced by Vars of the finalized state row "f".
+
+struct FinalContext {
+  List* groups;   // flattened grouping expressions
+  List* aggrefs;  // distinct Aggrefs found
+};
+
+Node* final_mutator(Node* node, void* context) {
+  auto* cxt = static_cast<FinalContext*>(context);
+  if (!node) return nullptr;
+  int i = 0;
+  ListCell* lc;
+  foreach (lc, cxt->groups) {
+    if (equal(node, lfirst(lc))) {
+      Expr* e = static_cast<Expr*>(lfirst(lc));
+      return reinterpret_cast<Node*>(makeVar(1, static_cast<AttrNumber>(i + 1), exprType((Node*)e),
+                                             exprTypmod((Node*)e), exprCollation((Node*)e), 0));
+    }
+    i++;
+  }
+  if (IsA(node, Aggref)) {
+    Aggref* a = reinterpret_cast<Aggref*>(node);
+    int n = 0;
+    bool found = false;
+    foreach (lc, cxt->aggrefs) {
+      if (equal(node, lfirst(lc))) {
+        found = true;
+        break;
+      }
+      n++;
+    }
+    if (!found) cxt->aggrefs = lappend(cxt->aggrefs, node);
+    return reinterpret_cast<Node*>(makeVar(1, static_cast<AttrNumber>(list_length(cxt->groups) + n + 1), a->aggtype,
+                                           -1, a->aggcollid, 0));
+  }
+  return expression_tree_mutator(node, fn_cast<Mutator>(final_mutator), context);
+}
+
+// ---------------------------------------------------------------------------
+
+std::string type_name(Oid type, int32 typmod) {
+  return pg_call([&] { return format_type_with_typemod(type, typmod); });
+}
+
+std::string expr_type(Node* e) {
+  return pg_call([&] { return format_type_with_typemod(exprType(e), exprTypmod(e)); });
+}
+
+bool has_equality(Oid type) {
+  return pg_call([&] { return OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr); });
+}
+
+std::string qualified_name(Oid relid) {
+  return pg_call([&] {
+    return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+  });
+}
+
+class Compiler {
+ public:
+  Compiler(const MaterializeFn& materialize, const IsViewFn& is_view) : materialize_(materialize), is_view_(is_view) {}
+
+  Analysis run(const std::string& text) {
+    Query* q = parse_one(text);
+    check_query_shape(q);
+    pg::PinnedSearchPath pinned;
+    materialize_subqueries(q);
+    check_relations(q);
+    flatten(q);
+    Analysis out;
+    out.definition = pg_call([&] { return pg_get_querydef(q, false); });
+    build_leaves(q, out);
+    build_context(q);
+    plan::ViewPlan& p = out.plan;
+    p.leaves = leaves_;
+    p.root = build_tree(q, reinterpret_cast<Node*>(q->jointree), p);
+    if (q->jointree->quals) p.where = deparse(q->jointree->quals);
+    outputs(q, p);
+    key_class(q, p);
+    return out;
+  }
+
+ private:
+  // Subqueries in FROM (and plain views, which the rewriter expanded into
+  // subqueries) become internal ivm views, so every leaf is a stored relation.
+  void materialize_subqueries(Query* q) {
+    ListCell* lc;
+    foreach (lc, q->rtable) {
+      RangeTblEntry* rte = lfirst_node(RangeTblEntry, lc);
+      if (rte->rtekind != RTE_SUBQUERY) continue;
+      if (rte->lateral) not_supported("LATERAL subqueries are");
+      std::string def = pg_call([&] { return pg_get_querydef(rte->subquery, false); });
+      Oid relid = materialize_(def);
+      pg_call([&] {
+        rte->rtekind = RTE_RELATION;
+        rte->relid = relid;
+        rte->relkind = RELKIND_RELATION;
+        rte->rellockmode = AccessShareLock;
+        rte->subquery = nullptr;
+        rte->security_barrier = false;
+        rte->inh = false;
+        rte->requiredPerms = ACL_SELECT;
+        LockRelationOid(relid, AccessShareLock);
+      });
+    }
+  }
+
+  void check_relations(Query* q) {
+    ListCell* lc;
+    foreach (lc, q->rtable) {
+      RangeTblEntry* rte = lfirst_node(RangeTblEntry, lc);
+      switch (rte->rtekind) {
+        case RTE_RELATION:
+          break;
+        case RTE_JOIN:
+          continue;
+        case RTE_FUNCTION:
+          not_supported("functions in FROM are");
+        case RTE_VALUES:
+          not_supported("VALUES lists are");
+        case RTE_CTE:
+          not_supported("WITH queries are");
+        case RTE_TABLEFUNC:
+          not_supported("table functions are");
+        case RTE_RESULT:
+          not_supported("queries without a FROM clause are");
+        default:
+          not_supported("this kind of FROM item is");
+      }
+      if (rte->lateral) not_supported("LATERAL is");
+      if (rte->tablesample) not_supported("TABLESAMPLE is");
+      std::string name = qualified_name(rte->relid);
+      char relkind = rte->relkind;
+      char persistence = pg_call([&] {
+        Relation r = table_open(rte->relid, AccessShareLock);
+        char p = r->rd_rel->relpersistence;
+        table_close(r, AccessShareLock);
+        return p;
+      });
+      bool catalog = pg_call([&] { return IsCatalogNamespace(get_rel_namespace(rte->relid)); });
+      std::string nsp = pg_call([&] { return std::string(get_namespace_name(get_rel_namespace(rte->relid))); });
+      if (relkind == RELKIND_PARTITIONED_TABLE) not_supported("partitioned table " + name + " is");
+      if (relkind == RELKIND_FOREIGN_TABLE) not_supported("foreign table " + name + " is");
+      if (relkind == RELKIND_MATVIEW)
+        not_supported("materialized view " + name + " is", "Create it with ivm.create_view to read it incrementally.");
+      if (relkind != RELKIND_RELATION) not_supported("relation " + name + " of this kind is");
+      if (catalog || nsp == "information_schema") not_supported("system catalog " + name + " is");
+      if (nsp == "ivm" || nsp == "ivm_state") not_supported("ivm's own table " + name + " is");
+      if (persistence == RELPERSISTENCE_TEMP) not_supported("temporary table " + name + " is");
+    }
+  }
+
+  void flatten(Query* q) {
+    pg_call([&] {
+      q->targetList = (List*)flatten_join_alias_vars(q, (Node*)q->targetList);
+      q->jointree = (FromExpr*)flatten_join_alias_vars(q, (Node*)q->jointree);
+      q->havingQual = flatten_join_alias_vars(q, q->havingQual);
+    });
+    VarContext cxt;
+    pg_call([&] {
+      var_walker((Node*)q->targetList, &cxt);
+      var_walker((Node*)q->jointree, &cxt);
+      var_walker(q->havingQual, &cxt);
+    });
+    if (cxt.bad_attno < 0) {
+      std::string name = pg_call([&] { return std::string(NameStr(SystemAttributeDefinition(cxt.bad_attno)->attname)); });
+      not_supported("system column " + name + " is");
+    }
+    if (cxt.bad_attno == 0) not_supported("whole-row references are", "List the columns instead.");
+    columns_ = cxt.columns;
+  }
+
+  void build_leaves(Query* q, Analysis& out) {
+    std::function<void(Node*)> visit = [&](Node* n) {
+      if (IsA(n, RangeTblRef)) {
+        int rt = reinterpret_cast<RangeTblRef*>(n)->rtindex;
+        RangeTblEntry* rte = pg_call([&] { return rt_fetch(rt, q->rtable); });
+        plan::Leaf leaf;
+        leaf.alias = "l" + std::to_string(leaves_.size() + 1);
+        leaf.relid = rte->relid;
+        leaf.relation = qualified_name(rte->relid);
+        leaf.is_view = is_view_(rte->relid);
+        for (int att : columns_[rt]) {
+          Oid type = pg_call([&] { return get_atttype(rte->relid, static_cast<AttrNumber>(att)); });
+          std::string col = pg_call([&] { return std::string(get_attname(rte->relid, static_cast<AttrNumber>(att), false)); });
+          if (!has_equality(type))
+            not_supported("column " + col + " of type " + type_name(type, -1) + " (no equality operator) is");
+          leaf.columns.push_back(pg::quote_ident(col));
+        }
+        leaf_of_rt_[rt] = static_cast<int>(leaves_.size());
+        leaves_.push_back(leaf);
+        if (std::find(out.inputs.begin(), out.inputs.end(), rte->relid) == out.inputs.end())
+          out.inputs.push_back(rte->relid);
+      } else if (IsA(n, JoinExpr)) {
+        JoinExpr* j = reinterpret_cast<JoinExpr*>(n);
+        visit(j->larg);
+        visit(j->rarg);
+      } else if (IsA(n, FromExpr)) {
+        ListCell* lc;
+        foreach (lc, reinterpret_cast<FromExpr*>(n)->fromlist) visit(static_cast<Node*>(lfirst(lc)));
+      }
+    };
+    visit(reinterpret_cast<Node*>(q->jointree));
+    if (leaves_.empty()) not_supported("queries without a FROM clause are");
+  }
+
+  void build_context(Query* q) {
+    pg_call([&] {
+      List* rtable = NIL;
+      List* names = NIL;
+      int rt = 1;
+      ListCell* lc;
+      foreach (lc, q->rtable) {
+        RangeTblEntry* rte = static_cast<RangeTblEntry*>(copyObjectImpl(lfirst(lc)));
+        auto it = leaf_of_rt_.find(rt);
+        if (it != leaf_of_rt_.end()) {
+          rte->alias = nullptr;  // print real column names, which the leaf sources expose
+          names = lappend(names, pstrdup(leaves_[static_cast<std::size_t>(it->second)].alias.c_str()));
+        } else {
+          names = lappend(names, psprintf("ivm_rte%d", rt));
+        }
+        rtable = lappend(rtable, rte);
+        rt++;
+      }
+      PlannedStmt* ps = makeNode(PlannedStmt);
+      ps->rtable = rtable;
+      body_ctx_ = deparse_context_for_plan_tree(ps, names);
+    });
+  }
+
+  std::string deparse(Node* e) {
+    return pg_call([&] { return std::string(deparse_expression(e, body_ctx_, true, false)); });
+  }
+
+  int build_tree(Query* q, Node* n, plan::ViewPlan& p) {
+    plan::JoinNode node;
+    if (IsA(n, RangeTblRef)) {
+      node.kind = JoinKind::Leaf;
+      node.leaf = leaf_of_rt_.at(reinterpret_cast<RangeTblRef*>(n)->rtindex);
+    } else if (IsA(n, JoinExpr)) {
+      JoinExpr* j = reinterpret_cast<JoinExpr*>(n);
+      switch (j->jointype) {
+        case JOIN_INNER: node.kind = JoinKind::Inner; break;
+        case JOIN_LEFT: node.kind = JoinKind::Left; p.outer = true; break;
+        case JOIN_RIGHT: node.kind = JoinKind::Right; p.outer = true; break;
+        case JOIN_FULL: node.kind = JoinKind::Full; p.outer = true; break;
+        default: not_supported("this kind of join is");
+      }
+      node.left = build_tree(q, j->larg, p);
+      node.right = build_tree(q, j->rarg, p);
+      if (j->quals) node.on = deparse(j->quals);
+      join_quals_[static_cast<int>(p.joins.size())] = j->quals;
+    } else {
+      FromExpr* f = reinterpret_cast<FromExpr*>(n);
+      int acc = -1;
+      ListCell* lc;
+      foreach (lc, f->fromlist) {
+        int child = build_tree(q, static_cast<Node*>(lfirst(lc)), p);
+        if (acc < 0) {
+          acc = child;
+          continue;
+        }
+        plan::JoinNode cross;
+        cross.kind = JoinKind::Inner;
+        cross.left = acc;
+        cross.right = child;
+        p.joins.push_back(cross);
+        acc = static_cast<int>(p.joins.size()) - 1;
+      }
+      return acc;
+    }
+    p.joins.push_back(node);
+    return static_cast<int>(p.joins.size()) - 1;
+  }
+
+  void outputs(Query* q, plan::ViewPlan& p) {
+    std::vector<TargetEntry*> visible;
+    ListCell* lc;
+    foreach (lc, q->targetList) {
+      TargetEntry* tle = lfirst_node(TargetEntry, lc);
+      if (tle->resjunk) continue;
+      visible.push_back(tle);
+      p.columns.push_back(pg::quote_ident(tle->resname ? tle->resname : "?column?"));
+      p.types.push_back(expr_type((Node*)tle->expr));
+    }
+    if (visible.empty()) not_supported("queries without output columns are");
+    bool aggregate = q->hasAggs || q->groupClause || q->distinctClause || q->havingQual;
+    if (!aggregate) {
+      for (std::size_t i = 0; i < visible.size(); ++i) {
+        Node* e = (Node*)visible[i]->expr;
+        if (!has_equality(exprType(e)))
+          not_supported("output column " + p.columns[i] + " of type " + p.types[i] + " (no equality operator) is");
+        p.outputs.push_back(deparse(e));
+        if (p.locator < 0 && IsA(e, Var)) p.locator = static_cast<int>(i);
+      }
+      if (p.locator < 0) p.locator = 0;
+      return;
+    }
+    p.aggregate = true;
+    FinalContext fc{NIL, NIL};
+    if (q->distinctClause) {
+      for (std::size_t i = 0; i < visible.size(); ++i) {
+        fc.groups = lappend(fc.groups, visible[i]->expr);
+        p.group_columns.push_back(static_cast<int>(i));
+      }
+    } else {
+      foreach (lc, q->groupClause) {
+        SortGroupClause* sgc = lfirst_node(SortGroupClause, lc);
+        TargetEntry* tle = pg_call([&] { return get_sortgroupclause_tle(sgc, q->targetList); });
+        if (tle->resjunk)
+          not_supported("GROUP BY expressions missing from the select list are",
+                        "Add every GROUP BY expression to the select list.");
+        auto pos = std::find(visible.begin(), visible.end(), tle) - visible.begin();
+        fc.groups = lappend(fc.groups, tle->expr);
+        p.group_columns.push_back(static_cast<int>(pos));
+      }
+    }
+    foreach (lc, fc.groups) {
+      Node* g = static_cast<Node*>(lfirst(lc));
+      p.groups.push_back(deparse(g));
+      p.group_types.push_back(expr_type(g));
+    }
+    std::vector<Node*> finals;
+    Node* having = nullptr;
+    pg_call([&] {
+      for (TargetEntry* tle : visible) finals.push_back(final_mutator((Node*)tle->expr, &fc));
+      if (q->havingQual) having = final_mutator(q->havingQual, &fc);
+    });
+    // The finalized state row f: g0.., a0..
+    List* ctx = pg_call([&] {
+      List* colnames = NIL;
+      for (int i = 0; i < list_length(fc.groups); i++) colnames = lappend(colnames, makeString(psprintf("g%d", i)));
+      for (int i = 0; i < list_length(fc.aggrefs); i++) colnames = lappend(colnames, makeString(psprintf("a%d", i)));
+      RangeTblEntry* rte = makeNode(RangeTblEntry);
+      rte->rtekind = RTE_SUBQUERY;
+      rte->eref = makeAlias("f", colnames);
+      PlannedStmt* ps = makeNode(PlannedStmt);
+      ps->rtable = list_make1(rte);
+      return deparse_context_for_plan_tree(ps, list_make1(pstrdup("f")));
+    });
+    for (Node* f : finals)
+      p.finals.push_back(pg_call([&] { return std::string(deparse_expression(f, ctx, true, false)); }));
+    if (having) p.having = pg_call([&] { return std::string(deparse_expression(having, ctx, true, false)); });
+    foreach (lc, fc.aggrefs) p.aggs.push_back(aggregate_of(lfirst_node(Aggref, lc)));
+  }
+
+  plan::Aggregate aggregate_of(Aggref* a) {
+    std::string name = pg_call([&] { return std::string(get_func_name(a->aggfnoid)); });
+    bool catalog = pg_call([&] { return get_func_namespace(a->aggfnoid) == PG_CATALOG_NAMESPACE; });
+    if (!catalog) not_supported("aggregate function " + name + "() is");
+    if (a->aggorder) not_supported("ORDER BY inside aggregate calls is");
+    if (a->aggkind != AGGKIND_NORMAL) not_supported("ordered-set and hypothetical-set aggregates are");
+    plan::Aggregate ag;
+    ag.distinct = a->aggdistinct != NIL;
+    if (a->aggfilter) ag.filter = deparse((Node*)a->aggfilter);
+    Node* arg = nullptr;
+    if (!a->aggstar) {
+      if (list_length(a->args) != 1) not_supported("aggregate " + name + "() with several arguments is");
+      arg = (Node*)linitial_node(TargetEntry, a->args)->expr;
+      ag.arg = deparse(arg);
+    }
+    Oid argtype = arg ? exprType(arg) : InvalidOid;
+    bool is_float = argtype == FLOAT4OID || argtype == FLOAT8OID;
+    ag.state_type = type_name(a->aggtype, -1);
+    ag.call = "pg_catalog." + name;
+    auto recompute = [&] { ag.kind = AggKind::Recompute; };
+    if (name == "count") {
+      ag.kind = a->aggstar ? AggKind::CountStar : AggKind::Count;
+      if (ag.distinct && !a->aggstar) recompute();
+    } else if (name == "sum") {
+      ag.kind = AggKind::Sum;
+      if (ag.distinct || is_float) recompute();
+    } else if (name == "avg") {
+      ag.kind = AggKind::Avg;
+      if (argtype == INT2OID || argtype == INT4OID)
+        ag.state_type = "bigint";
+      else if (argtype == INT8OID || argtype == NUMERICOID)
+        ag.state_type = "numeric";
+      else if (argtype == INTERVALOID) {
+        ag.state_type = "interval";
+        ag.interval_avg = true;
+      } else
+        recompute();
+      if (ag.distinct) {
+        recompute();
+        ag.state_type = type_name(a->aggtype, -1);
+      }
+    } else if (name == "min" || name == "max") {
+      ag.kind = name == "min" ? AggKind::Min : AggKind::Max;
+      ag.distinct = false;  // min(DISTINCT x) = min(x)
+      ag.state_type = expr_type(arg);
+      Oid coll = exprCollation(arg);
+      if (OidIsValid(coll) && coll != DEFAULT_COLLATION_OID)
+        ag.state_type += " COLLATE " + pg_call([&] { return std::string(generate_collation_name(coll)); });
+    } else if (name == "bool_and" || name == "every") {
+      ag.kind = AggKind::BoolAnd;
+    } else if (name == "bool_or") {
+      ag.kind = AggKind::BoolOr;
+    } else {
+      not_supported("aggregate function " + name + "() is");
+    }
+    if (ag.kind == AggKind::Recompute) ag.state_type = type_name(a->aggtype, -1);
+    return ag;
+  }
+
+  // key_class: finds one equality key shared by every join.  Outer joins
+  // need it (their maintenance recomputes affected keys); inner joins use it
+  // to lock per key instead of per view.
+  void key_class(Query* q, plan::ViewPlan& p) {
+    if (p.leaves.size() < 2) return;
+    struct Item {
+      int leaf;
+      std::string expr;
+      Node* node;
+    };
+    std::vector<Item> items;
+    std::vector<int> parent;
+    auto item = [&](int leaf, Node* n) {
+      std::string text = deparse(n);
+      for (std::size_t i = 0; i < items.size(); ++i)
+        if (items[i].leaf == leaf && items[i].expr == text) return static_cast<int>(i);
+      items.push_back({leaf, text, n});
+      parent.push_back(static_cast<int>(parent.size()));
+      return static_cast<int>(items.size()) - 1;
+    };
+    std::function<int(int)> find = [&](int x) { return parent[x] == x ? x : parent[x] = find(parent[x]); };
+    std::function<std::set<int>(int)> leaves_under = [&](int n) {
+      const plan::JoinNode& j = p.joins[static_cast<std::size_t>(n)];
+      if (j.kind == JoinKind::Leaf) return std::set<int>{j.leaf};
+      std::set<int> l = leaves_under(j.left), r = leaves_under(j.right);
+      l.insert(r.begin(), r.end());
+      return l;
+    };
+    // Equalities "x = y" with x of one leaf and y of another.
+    auto equalities = [&](Node* quals, const std::set<int>& left, const std::set<int>& right) {
+      std::vector<std::pair<int, int>> out;
+      if (!quals) return out;
+      List* conj = pg_call([&] { return make_ands_implicit((Expr*)quals); });
+      ListCell* lc;
+      foreach (lc, conj) {
+        Node* c = static_cast<Node*>(lfirst(lc));
+        if (!IsA(c, OpExpr) || list_length(reinterpret_cast<OpExpr*>(c)->args) != 2) continue;
+        OpExpr* op = reinterpret_cast<OpExpr*>(c);
+        Node* a = (Node*)linitial(op->args);
+        Node* b = (Node*)lsecond(op->args);
+        bool eq = pg_call([&] { return op_mergejoinable(op->opno, exprType(a)) || op_hashjoinable(op->opno, exprType(a)); });
+        if (!eq) continue;
+        std::set<int> va = varnos(a), vb = varnos(b);
+        if (va.size() != 1 || vb.size() != 1) continue;
+        int la = leaf_of_rt_.at(*va.begin()), lb = leaf_of_rt_.at(*vb.begin());
+        bool across = (left.count(la) && right.count(lb)) || (left.count(lb) && right.count(la));
+        if (!across) continue;
+        out.push_back({item(la, a), item(lb, b)});
+      }
+      return out;
+    };
+    std::vector<std::vector<std::pair<int, int>>> links;  // per join node
+    for (std::size_t n = 0; n < p.joins.size(); ++n) {
+      const plan::JoinNode& j = p.joins[n];
+      if (j.kind == JoinKind::Leaf) continue;
+      auto it = join_quals_.find(static_cast<int>(n));
+      links.push_back(equalities(it == join_quals_.end() ? nullptr : it->second, leaves_under(j.left),
+                                 leaves_under(j.right)));
+    }
+    std::set<int> all;
+    for (int i = 0; i < static_cast<int>(p.leaves.size()); ++i) all.insert(i);
+    std::vector<std::pair<int, int>> where_links;
+    if (!p.outer) where_links = equalities(q->jointree->quals, all, all);
+    for (const auto& l : links)
+      for (auto [a, b] : l) parent[find(a)] = find(b);
+    for (auto [a, b] : where_links) parent[find(a)] = find(b);
+    // A class qualifies when every leaf has an item in it and, for outer
+    // joins, every join node has an equality inside it.
+    for (std::size_t c = 0; c < items.size(); ++c) {
+      if (find(static_cast<int>(c)) != static_cast<int>(c)) continue;
+      std::vector<int> key(p.leaves.size(), -1);
+      for (std::size_t i = 0; i < items.size(); ++i)
+        if (find(static_cast<int>(i)) == static_cast<int>(c) && key[static_cast<std::size_t>(items[i].leaf)] < 0)
+          key[static_cast<std::size_t>(items[i].leaf)] = static_cast<int>(i);
+      if (std::count(key.begin(), key.end(), -1) > 0) continue;
+      bool every_join = true;
+      for (const auto& l : links) {
+        bool in = false;
+        for (auto [a, b] : l) in = in || find(a) == static_cast<int>(c);
+        every_join = every_join && in;
+      }
+      if (p.outer && !every_join) continue;
+      for (std::size_t l = 0; l < p.leaves.size(); ++l) p.leaves[l].key = items[static_cast<std::size_t>(key[l])].expr;
+      p.key_type = expr_type(items[static_cast<std::size_t>(key[0])].node);
+      return;
+    }
+    if (p.outer)
+      not_supported("outer joins whose conditions do not all share one equality key are",
+                    "Join every table on the same key, or split the query into views over views.");
+    p.key_type = "boolean";  // inner joins without a common key: one lock per view
+  }
+
+  const MaterializeFn& materialize_;
+  const IsViewFn& is_view_;
+  std::map<int, std::set<int>> columns_;
+  std::map<int, int> leaf_of_rt_;
+  std::map<int, Node*> join_quals_;
+  std::vector<plan::Leaf> leaves_;
+  List* body_ctx_ = NIL;
+};
+
+}  // namespace
+
+std::string strip_query(const std::string& query) {
+  std::size_t b = query.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  std::size_t e = query.find_last_not_of(" \t\r\n;");
+  if (e == std::string::npos || e < b) return "";
+  return query.substr(b, e - b + 1);
+}
+
+Analysis analyze_query(const std::string& query, const MaterializeFn& materialize, const IsViewFn& is_view) {
+  std::string text = strip_query(query);
+  Compiler c(materialize, is_view);
+  return c.run(text);
+}
+
+}  // namespace ivm::analyze

@@ -1,0 +1,35 @@
+// analyze.hpp: from query text to an operator plan.
+//
+// The query is parsed, analyzed and rewritten by PostgreSQL itself (so plain
+// views in FROM arrive expanded); this module walks the resulting Query tree,
+// refuses every construct it cannot maintain exactly (FEATURE_NOT_SUPPORTED,
+// naming the construct), and deparses expressions under a pinned search_path
+// into the plan's SQL text.
+#pragma once
+#include "plan/ir.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ivm::analyze {
+
+struct Analysis {
+  plan::ViewPlan plan;      // name/oid/state/keylock are filled in by the caller
+  std::string definition;   // the query, normalized: every name schema-qualified
+  std::vector<std::uint32_t> inputs;  // relations read (tables and ivm views)
+};
+
+// MaterializeFn: compiles a subquery of FROM into an internal ivm view and
+// returns that view table's oid.  Provided by the catalog layer.
+using MaterializeFn = std::function<std::uint32_t(const std::string& definition)>;
+
+// IsViewFn: whether a relation is an ivm view table.
+using IsViewFn = std::function<bool(std::uint32_t relid)>;
+
+Analysis analyze_query(const std::string& query, const MaterializeFn& materialize, const IsViewFn& is_view);
+
+// strip_query: drops surrounding white space and trailing semicolons.
+std::string strip_query(const std::string& query);
+
+}  // namespace ivm::analyze

@@ -1,0 +1,76 @@
+// functions.cpp: the SQL-callable API.  Thin: check arguments, delegate.
+#include "apply/maintain.hpp"
+#include "catalog/catalog.hpp"
+#include "plan/sqlgen.hpp"
+#include "pg/spi.hpp"
+
+using namespace ivm;
+
+extern "C" {
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+namespace {
+
+std::string text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
+  if (PG_ARGISNULL(n))
+    throw pg::Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(what) + " must not be null");
+  return pg::pg_call([&] { return std::string(text_to_cstring(PG_GETARG_TEXT_PP(n))); });
+}
+
+void on_xact(XactEvent event, void*) {
+  if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) apply::MaintenanceScope::reset();
+}
+
+void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+  if (event == SUBXACT_EVENT_ABORT_SUB) apply::MaintenanceScope::reset();
+}
+
+}  // namespace
+
+void _PG_init(void) {
+  RegisterXactCallback(on_xact, nullptr);
+  RegisterSubXactCallback(on_subxact, nullptr);
+}
+
+IVM_FUNCTION(ivm_create_view) {
+  std::string name = text_arg(fcinfo, 0, "view name");
+  std::string query = text_arg(fcinfo, 1, "query");
+  std::string mode = PG_ARGISNULL(2) ? "immediate" : text_arg(fcinfo, 2, "mode");
+  pg::Spi spi;
+  std::uint32_t oid = catalog::create_view(spi, name, query, mode);
+  return ObjectIdGetDatum(oid);
+}
+
+IVM_FUNCTION(ivm_drop_view) {
+  std::string name = text_arg(fcinfo, 0, "view name");
+  pg::Spi spi;
+  catalog::drop_view(spi, catalog::lookup(spi, name));
+  PG_RETURN_VOID();
+}
+
+IVM_FUNCTION(ivm_refresh) {
+  std::string name = text_arg(fcinfo, 0, "view name");
+  pg::Spi spi;
+  std::uint64_t rows = apply::refresh(spi, catalog::lookup(spi, name));
+  PG_RETURN_INT64(static_cast<int64>(rows));
+}
+
+IVM_FUNCTION(ivm_verify) {
+  std::string name = text_arg(fcinfo, 0, "view name");
+  pg::Spi spi;
+  std::uint64_t diff = apply::verify(spi, catalog::lookup(spi, name));
+  PG_RETURN_INT64(static_cast<int64>(diff));
+}
+
+IVM_FUNCTION(ivm_explain) {
+  std::string name = text_arg(fcinfo, 0, "view name");
+  std::string text;
+  {
+    // The result must outlive the SPI connection's memory.
+    pg::Spi spi;
+    text = plan::explain(catalog::load_plan(spi, catalog::lookup(spi, name)));
+  }
+  return pg::pg_call([&] { return PointerGetDatum(cstring_to_text(text.c_str())); });
+}

@@ -1,0 +1,225 @@
+// catalog.cpp: creating, finding and dropping ivm views.
+#include "catalog/catalog.hpp"
+#include "analyze/analyze.hpp"
+#include "apply/maintain.hpp"
+#include "plan/sqlgen.hpp"
+#include "pg/spi.hpp"
+
+#include <algorithm>
+#include <map>
+
+namespace ivm::catalog {
+
+using pg::Error;
+using pg::pg_call;
+using pg::quote_literal;
+
+namespace {
+
+std::string oid_text(std::uint32_t oid) { return std::to_string(oid); }
+
+struct CachedPlan {
+  std::string version;  // xmin of the catalog row
+  plan::ViewPlan plan;
+};
+
+std::map<std::uint32_t, CachedPlan>& plan_cache() {
+  static std::map<std::uint32_t, CachedPlan> cache;
+  return cache;
+}
+
+const char* kTriggers[][2] = {
+    {"ivm_capture_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS ivm_new"},
+    {"ivm_capture_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS ivm_old NEW TABLE AS ivm_new"},
+    {"ivm_capture_del", "AFTER DELETE ON %s REFERENCING OLD TABLE AS ivm_old"},
+    {"ivm_capture_trunc", "AFTER TRUNCATE ON %s"},
+};
+
+std::string relation_name(std::uint32_t relid) {
+  return pg_call([&] {
+    return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)));
+  });
+}
+
+void add_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
+  std::string rel = relation_name(relid);
+  for (const auto& t : kTriggers) {
+    spi.exec_once("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = " + oid_text(relid) + " AND tgname = '" +
+                  t[0] + "'");
+    if (spi.rows() > 0) continue;
+    std::string when = t[1];
+    when.replace(when.find("%s"), 2, rel);
+    spi.exec_once(std::string("CREATE TRIGGER ") + t[0] + " " + when + " FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()");
+  }
+}
+
+void drop_capture_triggers_if_unused(pg::Spi& spi, std::uint32_t relid) {
+  spi.exec_once("SELECT 1 FROM ivm.dependencies WHERE relid = " + oid_text(relid));
+  if (spi.rows() > 0) return;
+  spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
+  if (spi.rows() == 0) return;
+  std::string rel = relation_name(relid);
+  for (const auto& t : kTriggers) spi.exec_once(std::string("DROP TRIGGER IF EXISTS ") + t[0] + " ON " + rel);
+}
+
+}  // namespace
+
+bool is_view(pg::Spi& spi, std::uint32_t relid) {
+  spi.exec("SELECT 1 FROM ivm.views WHERE viewid = " + oid_text(relid));
+  return spi.rows() > 0;
+}
+
+std::uint32_t lookup(pg::Spi& spi, const std::string& name) {
+  Oid relid = pg_call([&] {
+    RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
+    return RangeVarGetRelid(rv, NoLock, true);
+  });
+  if (!OidIsValid(relid) || !is_view(spi, relid))
+    throw Error(ERRCODE_UNDEFINED_OBJECT, "incremental view \"" + name + "\" does not exist", "",
+                "ivm.views lists the incremental views.");
+  return relid;
+}
+
+plan::ViewPlan load_plan(pg::Spi& spi, std::uint32_t view) {
+  spi.exec("SELECT plan FROM ivm.views WHERE viewid = " + oid_text(view));
+  if (spi.rows() != 1) throw Error(ERRCODE_UNDEFINED_OBJECT, "incremental view " + oid_text(view) + " does not exist");
+  return plan::deserialize(spi.text(0, 1));
+}
+
+std::string definition(pg::Spi& spi, std::uint32_t view) {
+  spi.exec("SELECT definition FROM ivm.views WHERE viewid = " + oid_text(view));
+  if (spi.rows() != 1) throw Error(ERRCODE_UNDEFINED_OBJECT, "incremental view " + oid_text(view) + " does not exist");
+  return spi.text(0, 1);
+}
+
+std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation, bool immediate_only) {
+  spi.exec(
+      "WITH RECURSIVE r(viewid) AS (SELECT viewid FROM ivm.dependencies WHERE relid = " + oid_text(relation) +
+      " UNION SELECT d.viewid FROM ivm.dependencies d JOIN r ON d.relid = r.viewid) "
+      "SELECT v.viewid, v.xmin::text, v.mode = 'immediate' FROM ivm.views v JOIN r USING (viewid) "
+      "ORDER BY v.level, v.viewid");
+  struct Row {
+    std::uint32_t oid;
+    std::string version;
+    bool immediate;
+  };
+  std::vector<Row> rows;
+  for (uint64 i = 0; i < spi.rows(); ++i)
+    rows.push_back({static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))), spi.text(i, 2), spi.boolean(i, 3)});
+  std::vector<Dependent> out;
+  auto& cache = plan_cache();
+  for (const Row& r : rows) {
+    if (immediate_only && !r.immediate) continue;
+    auto it = cache.find(r.oid);
+    if (it == cache.end() || it->second.version != r.version) {
+      cache[r.oid] = CachedPlan{r.version, load_plan(spi, r.oid)};
+      it = cache.find(r.oid);
+    }
+    out.push_back({r.oid, it->second.plan});
+  }
+  return out;
+}
+
+std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode) {
+  if (mode != "immediate") {
+    if (mode == "deferred" || mode == "wal")
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "mode \"" + mode + "\" is not available in this version of ivm", "",
+                  "Use mode 'immediate'.");
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mode \"" + mode + "\"", "",
+                "Valid modes are 'immediate', 'deferred' and 'wal'.");
+  }
+  // Where the view table goes: resolved with the caller's search_path.
+  Oid nsp = InvalidOid;
+  std::string relname;
+  pg_call([&] {
+    RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
+    nsp = RangeVarGetCreationNamespace(rv);
+    relname = rv->relname;
+  });
+  if (pg_call([&] { return OidIsValid(get_relname_relid(relname.c_str(), nsp)); }))
+    throw Error(ERRCODE_DUPLICATE_TABLE, "relation \"" + name + "\" already exists");
+  std::string qualified = pg_call([&] {
+    return std::string(quote_qualified_identifier(get_namespace_name(nsp), relname.c_str()));
+  });
+
+  std::vector<std::uint32_t> internals;
+  analyze::MaterializeFn materialize = [&](const std::string& def) {
+    spi.exec_once("SELECT nextval('ivm.internal_seq')");
+    std::string iname = "ivm_state.sq_" + spi.text(0, 1);
+    std::uint32_t oid = create_view(spi, iname, def, "immediate");
+    internals.push_back(oid);
+    return oid;
+  };
+  analyze::IsViewFn view_p = [&](std::uint32_t relid) { return is_view(spi, relid); };
+  analyze::Analysis a = analyze::analyze_query(query, materialize, view_p);
+
+  pg::PinnedSearchPath pinned;
+  // Writers of the inputs wait until this transaction commits: the view is
+  // populated from a state no concurrent change can slip past.
+  std::vector<std::string> inputs;
+  for (std::uint32_t r : a.inputs) inputs.push_back(relation_name(r));
+  std::string list;
+  for (const auto& s : inputs) list += (list.empty() ? "" : ", ") + s;
+  spi.exec_once("LOCK TABLE " + list + " IN SHARE MODE");
+
+  spi.exec_once("CREATE TABLE " + qualified + " AS " + a.definition + " WITH NO DATA");
+  Oid oid = pg_call([&] { return get_relname_relid(relname.c_str(), nsp); });
+  plan::ViewPlan& p = a.plan;
+  p.name = qualified;
+  p.oid = oid;
+  if (p.aggregate) p.state = "ivm_state.s_" + oid_text(oid);
+  if (!p.key_type.empty()) p.keylock = "ivm_state.k_" + oid_text(oid);
+  for (const auto& sql : plan::sql_create_storage(p)) spi.exec_once(sql);
+  spi.exec_once("CREATE TRIGGER ivm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON " + qualified +
+                " FOR EACH STATEMENT EXECUTE FUNCTION ivm.guard()");
+  int level = 1;
+  for (const auto& l : p.leaves) {
+    if (l.is_view) {
+      spi.exec_once("SELECT level FROM ivm.views WHERE viewid = " + oid_text(l.relid));
+      level = std::max(level, std::stoi(spi.text(0, 1)) + 1);
+    } else {
+      add_capture_triggers(spi, l.relid);
+    }
+  }
+  spi.exec_once("INSERT INTO ivm.views (viewid, name, query, definition, mode, level, plan, internal) VALUES (" +
+                oid_text(oid) + ", " + quote_literal(qualified) + ", " + quote_literal(analyze::strip_query(query)) +
+                ", " + quote_literal(a.definition) + ", " + quote_literal(mode) + ", " + std::to_string(level) + ", " +
+                quote_literal(plan::serialize(p)) + ", " + (name.rfind("ivm_state.sq_", 0) == 0 ? "true" : "false") + ")");
+  for (std::uint32_t r : a.inputs)
+    spi.exec_once("INSERT INTO ivm.dependencies (viewid, relid, is_view) VALUES (" + oid_text(oid) + ", " +
+                  oid_text(r) + ", " + (is_view(spi, r) ? "true" : "false") + ")");
+  for (std::uint32_t i : internals)
+    spi.exec_once("UPDATE ivm.views SET parent = " + oid_text(oid) + " WHERE viewid = " + oid_text(i));
+  apply::MaintenanceScope scope;
+  for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
+  return oid;
+}
+
+void drop_view(pg::Spi& spi, std::uint32_t view) {
+  spi.exec_once("SELECT v.name FROM ivm.dependencies d JOIN ivm.views v USING (viewid) WHERE d.relid = " +
+                oid_text(view) + " AND v.parent IS DISTINCT FROM " + oid_text(view) + " ORDER BY 1");
+  if (spi.rows() > 0) {
+    std::string names;
+    for (uint64 i = 0; i < spi.rows(); ++i) names += (i ? ", " : "") + spi.text(i, 1);
+    throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST, "cannot drop incremental view because other views depend on it",
+                "Incremental views reading it: " + names + ".", "Drop the dependent views first.");
+  }
+  plan::ViewPlan p = load_plan(spi, view);
+  spi.exec_once("SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view));
+  std::vector<std::uint32_t> inputs;
+  for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  spi.exec_once("SELECT viewid FROM ivm.views WHERE parent = " + oid_text(view));
+  std::vector<std::uint32_t> children;
+  for (uint64 i = 0; i < spi.rows(); ++i) children.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  spi.exec_once("DELETE FROM ivm.dependencies WHERE viewid = " + oid_text(view));
+  spi.exec_once("DELETE FROM ivm.views WHERE viewid = " + oid_text(view));
+  pg::PinnedSearchPath pinned;
+  spi.exec_once("DROP TABLE IF EXISTS " + p.name);
+  if (!p.state.empty()) spi.exec_once("DROP TABLE IF EXISTS " + p.state);
+  if (!p.keylock.empty()) spi.exec_once("DROP TABLE IF EXISTS " + p.keylock);
+  for (std::uint32_t c : children) drop_view(spi, c);
+  for (std::uint32_t r : inputs) drop_capture_triggers_if_unused(spi, r);
+  plan_cache().erase(view);
+}
+
+}  // namespace ivm::catalog

@@ -1,0 +1,136 @@
+// spi.cpp: SPI helpers.
+#include "pg/spi.hpp"
+
+#include <exception>
+#include <unordered_map>
+
+namespace ivm::pg {
+
+namespace {
+
+// Plans of generated statements, kept for the life of the backend.  The text
+// is the key: a statement's text names every relation it reads, so equal text
+// means an equal plan, and PostgreSQL's plan cache revalidates after DDL.
+std::unordered_map<std::string, SPIPlanPtr>& plan_cache() {
+  static std::unordered_map<std::string, SPIPlanPtr> cache;
+  return cache;
+}
+constexpr std::size_t kMaxCachedPlans = 2000;
+
+void check(int rc, const char* what) {
+  if (rc < 0) throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed in ") + what + ": " + SPI_result_code_string(rc));
+}
+
+}  // namespace
+
+Spi::Spi() {
+  pg_call([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    cxt_ = CurrentMemoryContext;
+  });
+}
+
+Spi::~Spi() {
+  // On the error path the transaction is being aborted and AtEOXact_SPI
+  // cleans up; calling into SPI then could raise a second error.
+  if (std::uncaught_exceptions() == 0) pg_call([] { SPI_finish(); });
+}
+
+uint64 Spi::exec(const std::string& sql) {
+  auto& cache = plan_cache();
+  auto it = cache.find(sql);
+  SPIPlanPtr plan = it == cache.end() ? nullptr : it->second;
+  if (!plan) {
+    if (cache.size() >= kMaxCachedPlans) {
+      for (auto& [text, p] : cache) pg_call([p = p] { SPI_freeplan(p); });
+      cache.clear();
+    }
+    plan = pg_call([&] {
+      SPIPlanPtr p = SPI_prepare(sql.c_str(), 0, nullptr);
+      if (!p) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+      SPI_keepplan(p);
+      return p;
+    });
+    cache.emplace(sql, plan);
+  }
+  int rc = pg_call([&] { return SPI_execute_plan(plan, nullptr, nullptr, false, 0); });
+  check(rc, "execute");
+  return SPI_processed;
+}
+
+uint64 Spi::exec_once(const std::string& sql) {
+  int rc = pg_call([&] { return SPI_execute(sql.c_str(), false, 0); });
+  check(rc, "execute");
+  return SPI_processed;
+}
+
+uint64 Spi::rows() const { return SPI_processed; }
+
+std::string Spi::text(uint64 row, int col) const {
+  char* v = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col); });
+  return v ? std::string(v) : std::string();
+}
+
+bool Spi::is_null(uint64 row, int col) const {
+  bool isnull = false;
+  pg_call([&] { SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull); });
+  return isnull;
+}
+
+bool Spi::boolean(uint64 row, int col) const {
+  bool isnull = false;
+  Datum d = pg_call([&] { return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull); });
+  return !isnull && DatumGetBool(d);
+}
+
+int Spi::column(const char* name) const {
+  return pg_call([&] { return SPI_fnumber(SPI_tuptable->tupdesc, name); });
+}
+
+void Spi::capture(const std::string& name) {
+  pg_call([&] {
+    SPITupleTable* tt = SPI_tuptable;
+    uint64 n = SPI_processed;
+    SPI_unregister_relation(name.c_str());
+    MemoryContext old = MemoryContextSwitchTo(cxt_);
+    Tuplestorestate* store = tuplestore_begin_heap(false, false, work_mem);
+    for (uint64 i = 0; i < n; i++) tuplestore_puttuple(store, tt->vals[i]);
+    auto* enr = static_cast<EphemeralNamedRelation>(palloc0(sizeof(EphemeralNamedRelationData)));
+    enr->md.name = pstrdup(name.c_str());
+    enr->md.reliddesc = InvalidOid;
+    enr->md.tupdesc = CreateTupleDescCopy(tt->tupdesc);
+    enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+    enr->md.enrtuples = static_cast<double>(n);
+    enr->reldata = store;
+    MemoryContextSwitchTo(old);
+    if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER) elog(ERROR, "could not register relation %s", enr->md.name);
+  });
+}
+
+void Spi::register_trigger_data(TriggerData* td) {
+  int rc = pg_call([&] { return SPI_register_trigger_data(td); });
+  check(rc, "register_trigger_data");
+}
+
+PinnedSearchPath::PinnedSearchPath() {
+  level_ = pg_call([] {
+    int level = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                            false);
+    return level;
+  });
+}
+
+PinnedSearchPath::~PinnedSearchPath() {
+  if (std::uncaught_exceptions() == 0) pg_call([l = level_] { AtEOXact_GUC(true, l); });
+}
+
+std::string quote_ident(const std::string& s) {
+  return pg_call([&] { return quote_identifier(s.c_str()); });
+}
+
+std::string quote_literal(const std::string& s) {
+  return pg_call([&] { return quote_literal_cstr(s.c_str()); });
+}
+
+}  // namespace ivm::pg

@@ -1,0 +1,61 @@
+// spi.hpp: running SQL from C++ through SPI, with plans cached by their text,
+// ephemeral named relations (how deltas travel between steps), and the
+// pinned search_path every generated statement runs under.
+#pragma once
+#include "pg/guard.hpp"
+
+#include <string>
+#include <vector>
+
+namespace ivm::pg {
+
+// Spi: an SPI connection for the lifetime of the object.
+class Spi {
+ public:
+  Spi();
+  ~Spi();
+  Spi(const Spi&) = delete;
+  Spi& operator=(const Spi&) = delete;
+
+  // exec: runs one statement through a plan cached by its text and returns
+  // the number of rows processed.  Generated maintenance SQL only.
+  uint64 exec(const std::string& sql);
+  // exec_once: runs a statement without caching its plan (DDL, one-offs).
+  uint64 exec_once(const std::string& sql);
+
+  // Results of the last statement.
+  uint64 rows() const;
+  std::string text(uint64 row, int col) const;  // "" for NULL
+  bool is_null(uint64 row, int col) const;
+  bool boolean(uint64 row, int col) const;
+  int column(const char* name) const;
+
+  // capture: registers the last result as an ephemeral relation `name`,
+  // readable by later statements on this connection; replaces any earlier
+  // relation of that name.
+  void capture(const std::string& name);
+  // register_trigger_data: makes a trigger's transition tables readable.
+  void register_trigger_data(TriggerData* td);
+
+ private:
+  MemoryContext cxt_;
+};
+
+// PinnedSearchPath: while alive, search_path is pg_catalog, pg_temp, so
+// generated SQL and deparsed expressions never resolve through a user's
+// schemas (no hijacking by a fake operator or function).
+class PinnedSearchPath {
+ public:
+  PinnedSearchPath();
+  ~PinnedSearchPath();
+  PinnedSearchPath(const PinnedSearchPath&) = delete;
+  PinnedSearchPath& operator=(const PinnedSearchPath&) = delete;
+
+ private:
+  int level_;
+};
+
+std::string quote_ident(const std::string& s);
+std::string quote_literal(const std::string& s);
+
+}  // namespace ivm::pg

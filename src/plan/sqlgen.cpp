@@ -1,0 +1,663 @@
+// sqlgen.cpp: renders the delta rules of sqlgen.hpp as SQL text.
+#include "plan/sqlgen.hpp"
+
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace ivm::plan {
+
+namespace {
+
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+std::vector<std::string> prefixed(const std::string& prefix, const std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v) out.push_back(prefix + s);
+  return out;
+}
+
+std::vector<std::string> numbered(const std::string& stem, std::size_t n) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(stem + std::to_string(i));
+  return out;
+}
+
+// "a, b, " or "" : a column list that can precede further items.
+std::string lead(const std::vector<std::string>& cols) {
+  return cols.empty() ? std::string() : join(cols, ", ") + ", ";
+}
+
+// match: l IS NOT DISTINCT FROM r per column, written so that an index on the
+// left-hand columns can still be used for the non-NULL case.
+std::string match(const std::vector<std::string>& l, const std::vector<std::string>& r) {
+  if (l.empty()) return "true";
+  std::vector<std::string> parts;
+  for (std::size_t i = 0; i < l.size(); ++i)
+    parts.push_back("(" + l[i] + " = " + r[i] + " OR (" + l[i] + " IS NULL AND " + r[i] +
+                    " IS NULL))");
+  return join(parts, " AND ");
+}
+
+std::string group_by(const std::vector<std::string>& cols) {
+  return cols.empty() ? std::string() : " GROUP BY " + join(cols, ", ");
+}
+
+using SourceFn = std::function<std::string(int leaf)>;
+
+std::string from_tree(const ViewPlan& p, int node, const SourceFn& source) {
+  const JoinNode& j = p.joins[static_cast<std::size_t>(node)];
+  if (j.kind == JoinKind::Leaf)
+    return source(j.leaf) + " " + p.leaves[static_cast<std::size_t>(j.leaf)].alias;
+  const char* kw = j.kind == JoinKind::Inner  ? " JOIN "
+                   : j.kind == JoinKind::Left ? " LEFT JOIN "
+                   : j.kind == JoinKind::Right ? " RIGHT JOIN "
+                                               : " FULL JOIN ";
+  return "(" + from_tree(p, j.left, source) + kw + from_tree(p, j.right, source) + " ON " +
+         (j.on.empty() ? std::string("true") : j.on) + ")";
+}
+
+std::string where_and(const ViewPlan& p, const std::string& extra = "") {
+  std::vector<std::string> conds;
+  if (!p.where.empty()) conds.push_back("(" + p.where + ")");
+  if (!extra.empty()) conds.push_back(extra);
+  return conds.empty() ? std::string() : " WHERE " + join(conds, " AND ");
+}
+
+std::string select_list(const std::vector<std::string>& exprs) {
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i < exprs.size(); ++i)
+    items.push_back(exprs[i] + " AS c" + std::to_string(i));
+  return lead(items);
+}
+
+const Leaf& leaf_of(const ViewPlan& p, int i) { return p.leaves[static_cast<std::size_t>(i)]; }
+
+std::string cols_of(const Leaf& l) { return join(l.columns, ", "); }
+
+// Current contents of a leaf, restricted to the affected keys.
+std::string restricted(const Leaf& l) {
+  return "(SELECT " + cols_of(l) + " FROM " + l.relation + " " + l.alias + " WHERE " + l.key +
+         " IN (SELECT k FROM ivm_keys))";
+}
+
+// The leaf before the change, restricted to the affected keys, as a plain
+// bag (outer joins need real rows, not multiplicities): now minus inserted
+// plus deleted.
+std::string restricted_old(const ViewPlan& p, int i, const DeltaSource& d) {
+  const Leaf& l = leaf_of(p, i);
+  std::string delta = "(" + sql_leaf_delta(p, i, d) + ") " + l.alias;
+  std::string cols = cols_of(l);
+  return "((SELECT " + cols + " FROM " + l.relation + " " + l.alias + " WHERE " + l.key +
+         " IN (SELECT k FROM ivm_keys) EXCEPT ALL SELECT " + cols + " FROM " + delta +
+         ", generate_series(1, " + l.alias + ".__m) WHERE " + l.alias +
+         ".__m > 0) UNION ALL SELECT " + cols + " FROM " + delta + ", generate_series(1, -" +
+         l.alias + ".__m) WHERE " + l.alias + ".__m < 0 AND " + l.key +
+         " IN (SELECT k FROM ivm_keys))";
+}
+
+std::string body_delta_linear(const ViewPlan& p, const Changes& c,
+                              const std::vector<std::string>& exprs) {
+  std::vector<std::string> terms;
+  for (const auto& change : c) {
+    const int i = change.first;
+    const DeltaSource& d = change.second;
+    std::vector<std::string> mults;
+    SourceFn source = [&](int j) -> std::string {
+      const Leaf& l = leaf_of(p, j);
+      auto cj = c.find(j);
+      if (j == i) {
+        mults.push_back(l.alias + ".__m");
+        return "(" + sql_leaf_delta(p, j, d) + ")";
+      }
+      if (cj != c.end() && j > i) {
+        // Leaves after the changed one are seen in their old state.
+        mults.push_back(l.alias + ".__m");
+        std::string cols = cols_of(l);
+        return "(SELECT " + lead(l.columns) + "1::int8 AS __m FROM " + l.relation +
+               " UNION ALL SELECT " + lead(l.columns) + "-__m FROM (" +
+               sql_leaf_delta(p, j, cj->second) + ") ivm_old)";
+      }
+      return l.relation;
+    };
+    std::string from = from_tree(p, p.root, source);
+    std::string m = mults.size() == 1 ? mults[0] : "(" + join(mults, " * ") + ")";
+    terms.push_back("SELECT " + select_list(exprs) + m + "::int8 AS __m FROM " + from +
+                    where_and(p));
+  }
+  return join(terms, " UNION ALL ");
+}
+
+std::string body_delta_outer(const ViewPlan& p, const Changes& c,
+                             const std::vector<std::string>& exprs) {
+  std::vector<std::string> keys;
+  for (const auto& [i, d] : c) {
+    const Leaf& l = leaf_of(p, i);
+    keys.push_back("SELECT " + l.key + " AS k FROM (" + sql_leaf_delta(p, i, d) + ") " + l.alias);
+  }
+  std::string out = "WITH ivm_keys AS (SELECT DISTINCT k FROM (" + join(keys, " UNION ALL ") +
+                    ") ivm_k WHERE k IS NOT NULL) ";
+  // Rows of the affected keys, after the change ...
+  SourceFn now = [&](int j) { return restricted(leaf_of(p, j)); };
+  out += "SELECT " + select_list(exprs) + "1::int8 AS __m FROM " + from_tree(p, p.root, now) +
+         where_and(p);
+  // ... minus the same rows before it.
+  SourceFn before = [&](int j) {
+    auto cj = c.find(j);
+    return cj == c.end() ? restricted(leaf_of(p, j)) : restricted_old(p, j, cj->second);
+  };
+  out += " UNION ALL SELECT " + select_list(exprs) + "-1::int8 AS __m FROM " +
+         from_tree(p, p.root, before) + where_and(p);
+  // Rows whose key is NULL never match: they pass through the joins alone.
+  for (const auto& change : c) {
+    const int i = change.first;
+    const DeltaSource& d = change.second;
+    const Leaf& li = leaf_of(p, i);
+    SourceFn alone = [&](int j) -> std::string {
+      const Leaf& l = leaf_of(p, j);
+      if (j == i)
+        return "(SELECT * FROM (" + sql_leaf_delta(p, j, d) + ") " + l.alias + " WHERE " + l.key +
+               " IS NULL)";
+      return "(SELECT " + cols_of(l) + " FROM " + l.relation + " WHERE false)";
+    };
+    out += " UNION ALL SELECT " + select_list(exprs) + li.alias + ".__m FROM " +
+           from_tree(p, p.root, alone) + where_and(p);
+  }
+  return out;
+}
+
+// Column layout of the body rows an aggregate view reads: the grouping
+// expressions first, then each aggregate's argument and filter.
+struct AggLayout {
+  std::vector<std::string> exprs;
+  std::vector<std::string> groups;  // c<i> of the groups
+  std::vector<std::string> arg;     // per aggregate: c<i> or ""
+  std::vector<std::string> filter;  // per aggregate: c<i> or ""
+};
+
+AggLayout agg_layout(const ViewPlan& p) {
+  AggLayout a;
+  auto add = [&](const std::string& e) {
+    a.exprs.push_back(e);
+    return "c" + std::to_string(a.exprs.size() - 1);
+  };
+  for (const auto& g : p.groups) a.groups.push_back(add(g));
+  for (const auto& ag : p.aggs) {
+    a.arg.push_back(ag.arg.empty() ? std::string() : add(ag.arg));
+    a.filter.push_back(ag.filter.empty() ? std::string() : add(ag.filter));
+  }
+  return a;
+}
+
+std::string filter_clause(const std::string& prefix, const std::string& f,
+                          const std::string& extra = "") {
+  std::vector<std::string> conds;
+  if (!f.empty()) conds.push_back(prefix + f);
+  if (!extra.empty()) conds.push_back(extra);
+  return conds.empty() ? std::string() : " FILTER (WHERE " + join(conds, " AND ") + ")";
+}
+
+std::vector<std::string> state_groups(const ViewPlan& p) {
+  return p.global() ? std::vector<std::string>{"__k"} : numbered("g", p.groups.size());
+}
+
+bool has_n(AggKind k) {
+  return k == AggKind::Sum || k == AggKind::Avg || k == AggKind::BoolAnd || k == AggKind::BoolOr;
+}
+
+// Aggregate call recomputing accumulator a<i> from body rows b.
+std::string recompute_call(const Aggregate& ag, const AggLayout& lay, std::size_t i) {
+  std::string arg = lay.arg[i].empty() ? "*" : (ag.distinct ? "DISTINCT " : "") + ("b." + lay.arg[i]);
+  return ag.call + "(" + arg + ")" + filter_clause("b.", lay.filter[i]);
+}
+
+// Finalized aggregate i read from state row s.
+std::string finalize(const Aggregate& ag, std::size_t i) {
+  std::string a = "s.a" + std::to_string(i), n = "s.n" + std::to_string(i);
+  switch (ag.kind) {
+    case AggKind::Sum:
+      return "CASE WHEN " + n + " > 0 THEN " + a + " END";
+    case AggKind::Avg:
+      if (ag.interval_avg) return "CASE WHEN " + n + " > 0 THEN " + a + " / " + n + "::float8 END";
+      return "CASE WHEN " + n + " > 0 THEN " + a + "::numeric / " + n + "::numeric END";
+    case AggKind::BoolAnd:
+      return "CASE WHEN " + n + " > 0 THEN " + a + " = " + n + " END";
+    case AggKind::BoolOr:
+      return "CASE WHEN " + n + " > 0 THEN " + a + " > 0 END";
+    default:
+      return a;
+  }
+}
+
+// f: the finalized state rows (g<i>, a<i>, __cnt) that output expressions read.
+std::string finalized(const ViewPlan& p, const std::string& restrict_join) {
+  std::vector<std::string> items = prefixed("s.", state_groups(p));
+  for (std::size_t i = 0; i < p.aggs.size(); ++i)
+    items.push_back(finalize(p.aggs[i], i) + " AS a" + std::to_string(i));
+  items.push_back("s.__cnt");
+  return "SELECT " + join(items, ", ") + " FROM " + p.state + " s" + restrict_join;
+}
+
+std::string output_filter(const ViewPlan& p) {
+  std::vector<std::string> conds;
+  if (!p.global()) conds.push_back("f.__cnt > 0");
+  if (!p.having.empty()) conds.push_back("(" + p.having + ")");
+  return conds.empty() ? std::string() : " WHERE " + join(conds, " AND ");
+}
+
+std::vector<std::string> view_group_columns(const ViewPlan& p) {
+  std::vector<std::string> out;
+  for (int c : p.group_columns) out.push_back("v." + p.columns[static_cast<std::size_t>(c)]);
+  return out;
+}
+
+}  // namespace
+
+std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d) {
+  const Leaf& l = leaf_of(p, leaf);
+  std::string cols = lead(l.columns);
+  std::string gb = group_by(l.columns);
+  // Consolidate: an UPDATE that does not touch a column the view reads, or a
+  // view row deleted and re-inserted unchanged, cancels out here.
+  if (!d.bag.empty())
+    return "SELECT " + cols + "sum(__m)::int8 AS __m FROM " + d.bag + gb +
+           " HAVING sum(__m) <> 0";
+  if (!d.inserted.empty() && !d.deleted.empty())
+    return "SELECT " + cols + "sum(__m)::int8 AS __m FROM (SELECT " + cols + "1 AS __m FROM " +
+           d.inserted + " UNION ALL SELECT " + cols + "-1 FROM " + d.deleted + ") ivm_u" + gb +
+           " HAVING sum(__m) <> 0";
+  if (!d.inserted.empty()) return "SELECT " + cols + "1::int8 AS __m FROM " + d.inserted;
+  return "SELECT " + cols + "-1::int8 AS __m FROM " + d.deleted;
+}
+
+std::string sql_body_delta(const ViewPlan& p, const Changes& c,
+                           const std::vector<std::string>& exprs) {
+  return p.outer ? body_delta_outer(p, c, exprs) : body_delta_linear(p, c, exprs);
+}
+
+std::string sql_body_rows(const ViewPlan& p, const std::vector<std::string>& exprs) {
+  SourceFn current = [&](int j) { return leaf_of(p, j).relation; };
+  std::string list = select_list(exprs);
+  if (!list.empty()) list.resize(list.size() - 2);
+  if (list.empty()) list = "1 AS c";
+  return "SELECT " + list + " FROM " + from_tree(p, p.root, current) + where_and(p);
+}
+
+std::vector<std::string> sql_create_storage(const ViewPlan& p) {
+  std::vector<std::string> out;
+  if (p.aggregate) {
+    std::vector<std::string> defs;
+    if (p.global())
+      defs.push_back("__k boolean NOT NULL DEFAULT true");
+    for (std::size_t i = 0; i < p.groups.size(); ++i)
+      defs.push_back("g" + std::to_string(i) + " " + p.group_types[i]);
+    defs.push_back("__cnt int8 NOT NULL");
+    for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+      const Aggregate& ag = p.aggs[i];
+      std::string n = std::to_string(i);
+      defs.push_back("a" + n + " " + ag.state_type);
+      if (has_n(ag.kind)) defs.push_back("n" + n + " int8");
+      if (ag.kind == AggKind::Min || ag.kind == AggKind::Max)
+        defs.push_back("d" + n + " " + ag.state_type);
+    }
+    defs.push_back("__dirty boolean NOT NULL DEFAULT false");
+    out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") + ")");
+    out.push_back("CREATE UNIQUE INDEX ON " + p.state + " (" + join(state_groups(p), ", ") +
+                  ") NULLS NOT DISTINCT");
+    if (!p.group_columns.empty()) {
+      std::vector<std::string> cols;
+      for (int c : p.group_columns) cols.push_back(p.columns[static_cast<std::size_t>(c)]);
+      out.push_back("CREATE INDEX ON " + p.name + " (" + join(cols, ", ") + ")");
+    }
+  } else if (p.locator >= 0) {
+    out.push_back("CREATE INDEX ON " + p.name + " (" +
+                  p.columns[static_cast<std::size_t>(p.locator)] + ")");
+  }
+  if (!p.keylock.empty())
+    out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type + " PRIMARY KEY)");
+  return out;
+}
+
+std::vector<std::string> sql_populate(const ViewPlan& p) {
+  if (!p.aggregate) {
+    std::string list = join(p.outputs, ", ");
+    SourceFn current = [&](int j) { return leaf_of(p, j).relation; };
+    return {"INSERT INTO " + p.name + " SELECT " + list + " FROM " + from_tree(p, p.root, current) +
+            where_and(p)};
+  }
+  AggLayout lay = agg_layout(p);
+  std::vector<std::string> cols = state_groups(p), vals;
+  if (p.global())
+    vals.push_back("true");
+  else
+    vals = prefixed("b.", lay.groups);
+  cols.push_back("__cnt");
+  vals.push_back("count(*)");
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+    const Aggregate& ag = p.aggs[i];
+    std::string n = std::to_string(i), arg = "b." + lay.arg[i];
+    cols.push_back("a" + n);
+    switch (ag.kind) {
+      case AggKind::CountStar:
+        vals.push_back("count(*)" + filter_clause("b.", lay.filter[i]));
+        break;
+      case AggKind::Count:
+        vals.push_back("count(" + arg + ")" + filter_clause("b.", lay.filter[i]));
+        break;
+      case AggKind::Sum:
+      case AggKind::Avg:
+        vals.push_back("sum((" + arg + ")::" + ag.state_type + ")" +
+                       filter_clause("b.", lay.filter[i]));
+        break;
+      case AggKind::BoolAnd:
+      case AggKind::BoolOr:
+        vals.push_back("count(*)" + filter_clause("b.", lay.filter[i], arg));
+        break;
+      default:
+        vals.push_back(recompute_call(ag, lay, i));
+    }
+    if (has_n(ag.kind)) {
+      cols.push_back("n" + n);
+      vals.push_back("count(" + arg + ")" + filter_clause("b.", lay.filter[i]));
+    }
+  }
+  std::string body = sql_body_rows(p, lay.exprs);
+  std::vector<std::string> out;
+  out.push_back("INSERT INTO " + p.state + " (" + join(cols, ", ") + ") SELECT " +
+                join(vals, ", ") + " FROM (" + body + ") b" +
+                (p.global() ? std::string() : group_by(prefixed("b.", lay.groups))));
+  out.push_back("INSERT INTO " + p.name + " SELECT " + join(p.finals, ", ") + " FROM (" +
+                finalized(p, "") + ") f" + output_filter(p));
+  return out;
+}
+
+std::vector<std::string> sql_clear(const ViewPlan& p) {
+  std::vector<std::string> out{"DELETE FROM " + p.name};
+  if (p.aggregate) out.push_back("DELETE FROM " + p.state);
+  return out;
+}
+
+std::string sql_lock_keys(const ViewPlan& p, const Changes& c) {
+  if (p.keylock.empty()) return "";
+  std::vector<std::string> keys;
+  for (const auto& [i, d] : c) {
+    const Leaf& l = leaf_of(p, i);
+    if (l.key.empty()) continue;
+    keys.push_back("SELECT (" + l.key + ")::" + p.key_type + " AS k FROM (" +
+                   sql_leaf_delta(p, i, d) + ") " + l.alias);
+  }
+  // Without a key class the whole view serializes on one lock row.
+  std::string source = keys.empty() ? "SELECT true AS k" : join(keys, " UNION ALL ");
+  // Sorted, so that two writers of the same keys queue instead of deadlocking;
+  // an upsert, so that REPEATABLE READ sees a concurrent writer as a
+  // serialization failure instead of maintaining from a stale snapshot.
+  return "INSERT INTO " + p.keylock + " (k) SELECT DISTINCT k FROM (" + source +
+         ") ivm_k WHERE k IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET k = EXCLUDED.k";
+}
+
+std::string sql_spj_apply(const ViewPlan& p, const Changes& c) {
+  std::vector<std::string> cn = numbered("c", p.columns.size());
+  std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" +
+                  sql_body_delta(p, c, p.outputs) + ") ivm_b" + group_by(cn) +
+                  " HAVING sum(__m) <> 0)";
+  // Remove |m| copies of each deleted row.  SKIP LOCKED: when two writers
+  // delete equal rows, each takes a different physical copy.
+  std::string row_match = "ROW(" + join(prefixed("v2.", p.columns), ", ") +
+                          ") IS NOT DISTINCT FROM ROW(" + join(prefixed("d.", cn), ", ") + ")";
+  if (p.locator >= 0) {
+    std::string loc = std::to_string(p.locator);
+    row_match = match({"v2." + p.columns[static_cast<std::size_t>(p.locator)]}, {"d.c" + loc}) +
+                " AND " + row_match;
+  }
+  std::string del = "del AS (DELETE FROM " + p.name +
+                    " v USING (SELECT z.tid FROM d, LATERAL (SELECT v2.ctid AS tid FROM " +
+                    p.name + " v2 WHERE " + row_match +
+                    " LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE d.__m < 0) t "
+                    "WHERE v.ctid = t.tid RETURNING v.*)";
+  std::string ins = "ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("d.", cn), ", ") +
+                    " FROM d, generate_series(1, d.__m) WHERE d.__m > 0 RETURNING *)";
+  return d + ", " + del + ", " + ins +
+         " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 AS __m FROM ins";
+}
+
+std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
+  AggLayout lay = agg_layout(p);
+  std::string gl = lead(lay.groups);
+  std::string sql = "WITH d AS (" + sql_body_delta(p, c, lay.exprs) + ")";
+  std::vector<std::string> deltas{"sum(__m)::int8 AS __cnt"};
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+    const Aggregate& ag = p.aggs[i];
+    std::string n = std::to_string(i), arg = lay.arg[i], f = lay.filter[i];
+    std::string nn = arg.empty() ? "" : arg + " IS NOT NULL";
+    switch (ag.kind) {
+      case AggKind::CountStar:
+        deltas.push_back("coalesce(sum(__m)" + filter_clause("", f) + ", 0)::int8 AS a" + n);
+        break;
+      case AggKind::Count:
+        deltas.push_back("coalesce(sum(__m)" + filter_clause("", f, nn) + ", 0)::int8 AS a" + n);
+        break;
+      case AggKind::Sum:
+      case AggKind::Avg:
+        deltas.push_back("sum((" + arg + ")::" + ag.state_type + " * __m)" + filter_clause("", f) +
+                         " AS a" + n);
+        deltas.push_back("coalesce(sum(__m)" + filter_clause("", f, nn) + ", 0)::int8 AS n" + n);
+        break;
+      case AggKind::BoolAnd:
+      case AggKind::BoolOr:
+        deltas.push_back("coalesce(sum(__m)" + filter_clause("", f, arg) + ", 0)::int8 AS a" + n);
+        deltas.push_back("coalesce(sum(__m)" + filter_clause("", f, nn) + ", 0)::int8 AS n" + n);
+        break;
+      default:
+        break;
+    }
+  }
+  sql += ", gd AS (SELECT " + gl + join(deltas, ", ") + " FROM d" + group_by(lay.groups) + ")";
+  std::string from = "gd";
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+    const Aggregate& ag = p.aggs[i];
+    if (ag.kind != AggKind::Min && ag.kind != AggKind::Max) continue;
+    std::string n = std::to_string(i), arg = lay.arg[i];
+    std::string fn = ag.kind == AggKind::Min ? "min" : "max";
+    // Net change per distinct value: an UPDATE that keeps the value is no delete.
+    std::string where = " WHERE " + (lay.filter[i].empty() ? "" : lay.filter[i] + " AND ") + arg +
+                        " IS NOT NULL";
+    sql += ", mm" + n + " AS (SELECT " + gl + fn + "(v) FILTER (WHERE s < 0) AS del, " + fn +
+           "(v) FILTER (WHERE s > 0) AS ins FROM (SELECT " + gl + arg + " AS v, sum(__m) AS s FROM d" +
+           where + " GROUP BY " + gl + arg + ") x" + group_by(lay.groups) + ")";
+    from += " LEFT JOIN mm" + n + " ON " +
+            match(prefixed("gd.", lay.groups), prefixed("mm" + n + ".", lay.groups));
+  }
+  std::vector<std::string> sg = state_groups(p);
+  std::vector<std::string> cols = sg, vals, sets{"__cnt = s.__cnt + EXCLUDED.__cnt"}, dirty;
+  if (p.global())
+    vals.push_back("true");
+  else
+    vals = prefixed("gd.", lay.groups);
+  cols.push_back("__cnt");
+  vals.push_back("gd.__cnt");
+  bool recompute = false;
+  std::vector<std::string> new_dirty;
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+    const Aggregate& ag = p.aggs[i];
+    std::string n = std::to_string(i), a = "a" + n;
+    switch (ag.kind) {
+      case AggKind::CountStar:
+      case AggKind::Count:
+        cols.push_back(a);
+        vals.push_back("gd." + a);
+        sets.push_back(a + " = s." + a + " + EXCLUDED." + a);
+        break;
+      case AggKind::Sum:
+      case AggKind::Avg:
+        cols.insert(cols.end(), {a, "n" + n});
+        vals.insert(vals.end(), {"gd." + a, "gd.n" + n});
+        sets.push_back("n" + n + " = s.n" + n + " + EXCLUDED.n" + n);
+        sets.push_back(a + " = CASE WHEN s.n" + n + " + EXCLUDED.n" + n + " = 0 THEN NULL ELSE coalesce(s." +
+                       a + " + EXCLUDED." + a + ", s." + a + ", EXCLUDED." + a + ") END");
+        break;
+      case AggKind::BoolAnd:
+      case AggKind::BoolOr:
+        cols.insert(cols.end(), {a, "n" + n});
+        vals.insert(vals.end(), {"gd." + a, "gd.n" + n});
+        sets.push_back(a + " = s." + a + " + EXCLUDED." + a);
+        sets.push_back("n" + n + " = s.n" + n + " + EXCLUDED.n" + n);
+        break;
+      case AggKind::Min:
+      case AggKind::Max: {
+        std::string cmp = ag.kind == AggKind::Min ? " <= " : " >= ";
+        std::string pick = ag.kind == AggKind::Min ? "LEAST" : "GREATEST";
+        std::string lost = "(EXCLUDED.d" + n + " IS NOT NULL AND (s." + a + " IS NULL OR EXCLUDED.d" +
+                           n + cmp + "s." + a + "))";
+        cols.insert(cols.end(), {a, "d" + n});
+        vals.insert(vals.end(), {"mm" + n + ".ins", "mm" + n + ".del"});
+        sets.push_back(a + " = CASE WHEN " + lost + " THEN NULL ELSE " + pick + "(s." + a +
+                       ", EXCLUDED." + a + ") END");
+        sets.push_back("d" + n + " = NULL");
+        dirty.push_back(lost);
+        new_dirty.push_back("mm" + n + ".del IS NOT NULL");
+        break;
+      }
+      case AggKind::Recompute:
+        recompute = true;
+        break;
+    }
+  }
+  cols.push_back("__dirty");
+  if (recompute) {
+    vals.push_back("true");
+    sets.push_back("__dirty = true");
+  } else {
+    vals.push_back(new_dirty.empty() ? "false" : "(" + join(new_dirty, " OR ") + ")");
+    sets.push_back("__dirty = " +
+                   (dirty.empty() ? std::string("s.__dirty") : "(s.__dirty OR " + join(dirty, " OR ") + ")"));
+  }
+  sql += " INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") +
+         " FROM " + from + " WHERE gd.__cnt IS NOT NULL";
+  // Sorted by group: concurrent writers lock shared groups in the same order.
+  if (!p.global()) sql += " ORDER BY " + join(prefixed("gd.", lay.groups), ", ");
+  sql += " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") +
+         " RETURNING " + join(prefixed("s.", sg), ", ") + ", s.__dirty";
+  return sql;
+}
+
+std::string sql_agg_recompute(const ViewPlan& p) {
+  AggLayout lay = agg_layout(p);
+  std::string g = kGroupsRelation;
+  std::vector<std::string> sets, items = prefixed("b.", lay.groups);
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+    const Aggregate& ag = p.aggs[i];
+    if (ag.kind != AggKind::Min && ag.kind != AggKind::Max && ag.kind != AggKind::Recompute) continue;
+    std::string a = "a" + std::to_string(i);
+    items.push_back(recompute_call(ag, lay, i) + " AS " + a);
+    sets.push_back(a + " = r." + a);
+  }
+  sets.push_back("__dirty = false");
+  std::string rows;
+  if (p.global()) {
+    rows = "SELECT * FROM (" + sql_body_rows(p, lay.exprs) + ") ivm_r WHERE EXISTS (SELECT 1 FROM " +
+           g + " WHERE __dirty)";
+  } else {
+    std::vector<std::string> sg = state_groups(p);
+    std::string tuple = "(" + join(p.groups, ", ") + ")";
+    std::vector<std::string> nulls;
+    for (const auto& c : sg) nulls.push_back(c + " IS NULL");
+    // Non-NULL groups are found through IN (index friendly); groups with a NULL
+    // key, rare, through IS NOT DISTINCT FROM, behind a one-time gate.
+    std::string by_value = sql_body_rows(p, lay.exprs);
+    std::string extra1 = tuple + " IN (SELECT " + join(sg, ", ") + " FROM " + g + " WHERE __dirty)";
+    std::string extra2 = "EXISTS (SELECT 1 FROM " + g + " WHERE __dirty AND (" + join(nulls, " OR ") +
+                         ")) AND EXISTS (SELECT 1 FROM " + g + " WHERE __dirty AND ROW(" +
+                         join(sg, ", ") + ") IS NOT DISTINCT FROM ROW(" + join(p.groups, ", ") + "))";
+    auto with_extra = [&](const std::string& extra) {
+      ViewPlan q = p;
+      q.where = p.where.empty() ? extra : "(" + p.where + ") AND " + extra;
+      return sql_body_rows(q, lay.exprs);
+    };
+    rows = with_extra(extra1) + " UNION ALL " + with_extra(extra2);
+  }
+  std::string r = "SELECT " + join(items, ", ") + " FROM (" + rows + ") b" +
+                  (p.global() ? std::string() : group_by(prefixed("b.", lay.groups)));
+  std::string cond = p.global() ? "true" : match(prefixed("s.", state_groups(p)), prefixed("r.", lay.groups));
+  return "UPDATE " + p.state + " s SET " + join(sets, ", ") + " FROM (" + r + ") r WHERE s.__dirty AND " + cond;
+}
+
+std::string sql_agg_apply(const ViewPlan& p) {
+  std::string g = kGroupsRelation;
+  std::vector<std::string> sg = state_groups(p);
+  std::string on = match(prefixed("s.", sg), prefixed("g.", sg));
+  std::string f = "WITH f AS (" + finalized(p, p.global() ? "" : " JOIN " + g + " g ON " + on) + ")";
+  std::string del = p.global()
+                        ? "del AS (DELETE FROM " + p.name + " v RETURNING v.*)"
+                        : "del AS (DELETE FROM " + p.name + " v USING " + g + " g WHERE " +
+                              match(view_group_columns(p), prefixed("g.", sg)) + " RETURNING v.*)";
+  std::string ins = "ins AS (INSERT INTO " + p.name + " SELECT " + join(p.finals, ", ") + " FROM f" +
+                    output_filter(p) + " RETURNING *)";
+  std::string sql = f + ", " + del + ", " + ins;
+  // A group that lost its last row disappears from the state too.
+  if (!p.global())
+    sql += ", gc AS (DELETE FROM " + p.state + " s USING " + g + " g WHERE " + on + " AND s.__cnt = 0)";
+  return sql + " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 AS __m FROM ins";
+}
+
+std::string explain(const ViewPlan& p) {
+  std::ostringstream o;
+  o << "view " << p.name << "\n";
+  if (p.aggregate) {
+    o << (p.global() ? "Aggregate (global)" : "Aggregate") << "\n";
+    for (std::size_t i = 0; i < p.groups.size(); ++i) o << "  group g" << i << ": " << p.groups[i] << "\n";
+    static const char* kinds[] = {"count(*)", "count", "sum", "avg", "min", "max", "bool_and", "bool_or",
+                                  "recompute"};
+    for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+      const auto& a = p.aggs[i];
+      o << "  a" << i << ": " << kinds[static_cast<int>(a.kind)];
+      if (a.kind == AggKind::Recompute) o << " " << a.call << (a.distinct ? " distinct" : "");
+      if (!a.arg.empty()) o << "(" << a.arg << ")";
+      if (!a.filter.empty()) o << " filter " << a.filter;
+      o << " state " << a.state_type << "\n";
+    }
+    if (!p.having.empty()) o << "  having: " << p.having << "\n";
+  } else {
+    o << "Project\n";
+    for (std::size_t i = 0; i < p.outputs.size(); ++i) o << "  " << p.columns[i] << " := " << p.outputs[i] << "\n";
+  }
+  if (!p.where.empty()) o << "Filter: " << p.where << "\n";
+  std::function<void(int, int)> tree = [&](int n, int depth) {
+    const JoinNode& j = p.joins[static_cast<std::size_t>(n)];
+    std::string pad(static_cast<std::size_t>(depth) * 2, ' ');
+    if (j.kind == JoinKind::Leaf) {
+      const Leaf& l = leaf_of(p, j.leaf);
+      o << pad << "Scan " << l.relation << " " << l.alias << (l.is_view ? " (ivm view)" : "");
+      if (!l.key.empty()) o << " key " << l.key;
+      o << "\n";
+      return;
+    }
+    static const char* names[] = {"", "Inner Join", "Left Join", "Right Join", "Full Join"};
+    o << pad << names[static_cast<int>(j.kind)] << " on " << (j.on.empty() ? "true" : j.on) << "\n";
+    tree(j.left, depth + 1);
+    tree(j.right, depth + 1);
+  };
+  tree(p.root, 0);
+  o << "Maintenance: " << (p.outer ? "affected-key recompute over outer joins" : "linear delta rules")
+    << (p.keylock.empty() ? "" : ", writers serialize per join key") << "\n";
+  o << "Delta steps for an INSERT into " << p.leaves[0].relation << ":\n";
+  Changes c{{0, DeltaSource{"<inserted rows>", "", ""}}};
+  std::string lock = sql_lock_keys(p, c);
+  if (!lock.empty()) o << "  1. lock keys: " << lock << "\n";
+  if (p.aggregate) {
+    o << "  2. update state: " << sql_agg_upsert(p, c) << "\n";
+    if (p.needs_recompute()) o << "  3. recompute dirty groups: " << sql_agg_recompute(p) << "\n";
+    o << "  4. apply to view: " << sql_agg_apply(p) << "\n";
+  } else {
+    o << "  2. apply to view: " << sql_spj_apply(p, c) << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace ivm::plan

@@ -1,0 +1,60 @@
+// sqlgen.hpp: the delta rules of each operator, rendered as SQL.
+//
+// Every relation the maintenance reads is a signed bag: rows with a
+// multiplicity column __m (+n inserted, -n deleted).  A change to one leaf is
+// propagated through the plan as follows (counting algorithm, Gupta, Mumick &
+// Subrahmanian 1993; DBSP, Budiu et al. 2023):
+//  - Filter and projection are linear: they map the bag row by row.
+//  - Inner joins are bilinear: Δ(L⋈R) = ΔL⋈R_old + L_new⋈ΔR; with several
+//    changed leaves the telescoping sum uses the new state of the leaves
+//    before the changed one and the old state (new − Δ) of the leaves after it.
+//  - Outer joins are not linear.  All their equality conditions share one key
+//    class, so the output partitions by key: the rows of the affected keys are
+//    recomputed from the restricted old and new inputs (Larson & Zhou 2007),
+//    and rows whose key is NULL (which never match) pass through linearly.
+//  - Aggregates keep per-group state; algebraic aggregates add deltas,
+//    MIN/MAX recompute only groups that lost their extreme value.
+#pragma once
+#include "plan/ir.hpp"
+#include "plan/pure.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ivm::plan {
+
+// DeltaSource: where the change of one leaf can be read.  Base tables give
+// transition tables (inserted/deleted rows); views give a signed bag.
+struct DeltaSource {
+  std::string inserted;  // relation of inserted rows, or ""
+  std::string deleted;   // relation of deleted rows, or ""
+  std::string bag;       // relation with the leaf's columns plus __m, or ""
+};
+
+// Changes: the changed leaves of one view (leaf index -> its delta).
+using Changes = std::map<int, DeltaSource>;
+
+// Names the maintenance uses for the ephemeral relations it registers.
+inline const char* kGroupsRelation = "ivm_groups";
+
+std::vector<std::string> sql_create_storage(const ViewPlan& p);
+std::vector<std::string> sql_populate(const ViewPlan& p);
+std::vector<std::string> sql_clear(const ViewPlan& p);
+
+// Maintenance steps, in order.  sql_lock_keys returns "" when the view needs
+// no key lock (a single leaf).
+std::string sql_lock_keys(const ViewPlan& p, const Changes& c);
+std::string sql_spj_apply(const ViewPlan& p, const Changes& c);
+std::string sql_agg_upsert(const ViewPlan& p, const Changes& c);
+std::string sql_agg_recompute(const ViewPlan& p);
+std::string sql_agg_apply(const ViewPlan& p);
+
+// Building blocks, exposed for tests and for ivm.explain.
+std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d);
+std::string sql_body_delta(const ViewPlan& p, const Changes& c,
+                           const std::vector<std::string>& exprs);
+std::string sql_body_rows(const ViewPlan& p, const std::vector<std::string>& exprs);
+std::string explain(const ViewPlan& p);
+
+}  // namespace ivm::plan
