@@ -304,7 +304,7 @@ class Compiler {
         not_supported("materialized view " + name + " is", "Create it with ivm.create_view to read it incrementally.");
       if (relkind != RELKIND_RELATION) not_supported("relation " + name + " of this kind is");
       if (catalog || nsp == "information_schema") not_supported("system catalog " + name + " is");
-      if (nsp == "ivm" || nsp == "ivm_state") not_supported("ivm's own table " + name + " is");
+      if (nsp == "ivm" || (nsp == "ivm_state" && !is_view_(rte->relid))) not_supported("ivm's own table " + name + " is");
       if (persistence == RELPERSISTENCE_TEMP) not_supported("temporary table " + name + " is");
     }
   }

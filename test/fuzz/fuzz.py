@@ -393,8 +393,9 @@ class Gen:
     """Random SQL for the workload. Decisions depend only on the RNG (and, for
     trimming, on counts read back from the deterministic database)."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, disabled=()):
         self.r = rng
+        self.disabled = set(disabled)
 
     # --- scalar values -----------------------------------------------------
     def maybe_null(self, v, p=0.12):
@@ -713,12 +714,14 @@ class Gen:
         ]
         return r.choice(choices), 2
 
+    KINDS = [
+        ("insert_values", 22), ("insert_select", 6), ("bulk_insert", 3), ("upsert", 6),
+        ("update", 30), ("delete", 20), ("truncate", 1), ("pk_change", 4),
+        ("aborted_block", 3), ("write_cte", 2),
+    ]
+
     def statement(self):
-        kind = self._weighted([
-            ("insert_values", 22), ("insert_select", 6), ("bulk_insert", 3), ("upsert", 6),
-            ("update", 30), ("delete", 20), ("truncate", 1), ("pk_change", 4),
-            ("aborted_block", 3), ("write_cte", 2),
-        ])
+        kind = self._weighted([k for k in self.KINDS if k[0] not in self.disabled])
         return getattr(self, kind)()
 
     def _weighted(self, pairs):
@@ -744,7 +747,7 @@ class Fuzzer:
     def __init__(self, args):
         self.args = args
         self.rng = random.Random(args.seed)
-        self.gen = Gen(self.rng)
+        self.gen = Gen(self.rng, [k.strip() for k in (args.disable or "").split(",") if k.strip()])
         self.psql = Psql(args.verbose)
         self.history = collections.deque(maxlen=20)   # (stdin line, stmt no, sql)
         self.full_log = []
@@ -779,6 +782,11 @@ class Fuzzer:
                 raise Failure("--standin given but the real ivm extension is installed in this database")
             self.send(self.standin_sql(a.standin))
         else:
+            out = self.send("SELECT to_regprocedure('ivm.create_view(text,text,text)') IS NOT NULL\n"
+                            "   AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'ivm');")
+            if out and out[-1] == "t":
+                raise Failure("schema ivm holds the --standin fake from an earlier run; "
+                              "DROP SCHEMA ivm CASCADE first")
             self.send("CREATE EXTENSION IF NOT EXISTS ivm;")
         self.cleanup_views(tolerant=True)
         self.send("DROP SCHEMA IF EXISTS fuzz CASCADE;\nCREATE SCHEMA fuzz;\n" + TABLES_DDL)
@@ -811,10 +819,20 @@ class Fuzzer:
 
     def select_views(self):
         names = [v[0] for v in VIEWS]
+        byname = {v[0]: v for v in VIEWS}
+        if self.args.exclude:
+            out = set()
+            for n in self.args.exclude.split(","):
+                if n.strip() not in byname:
+                    raise Failure("unknown view %r (known: %s)" % (n.strip(), ", ".join(names)))
+                out.add(n.strip())
+            for name, _, query in VIEWS:  # views reading excluded views go too
+                if any(d in out for d in view_deps(query)):
+                    out.add(name)
+            names = [n for n in names if n not in out]
         if not self.args.views:
             return set(names)
         wanted = set()
-        byname = {v[0]: v for v in VIEWS}
 
         def add(n):
             if n not in byname:
@@ -1074,11 +1092,17 @@ def main(argv=None):
     p.add_argument("--verbose", action="store_true", help="print every statement and check")
     p.add_argument("--keep", action="store_true", help="keep schema fuzz at the end")
     p.add_argument("--views", help="comma-separated view names to fuzz (their dependencies are added)")
+    p.add_argument("--exclude", help="comma-separated view names to leave out (and the views reading them)")
+    p.add_argument("--disable", help="comma-separated statement kinds to leave out of the workload: "
+                   + ", ".join(k for k, _ in Gen.KINDS))
     p.add_argument("--skip-unsupported", action="store_true",
                    help="skip view shapes that ivm.create_view refuses with feature_not_supported")
     # Hidden: fake ivm (plain views, or 'stale' never-maintained tables) to test the harness.
     p.add_argument("--standin", nargs="?", const="view", choices=["view", "stale"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    for k in (args.disable or "").split(","):
+        if k.strip() and k.strip() not in dict(Gen.KINDS):
+            p.error("unknown statement kind %r" % k.strip())
 
     t0 = time.time()
     f = Fuzzer(args)
@@ -1107,6 +1131,9 @@ def main(argv=None):
             pass
         return 1
     f.psql.close()
+    warnings = [l for l in f.psql.stderr_text().splitlines() if "WARNING" in l]
+    if warnings:
+        print("fuzz: note: %d server warning(s), e.g.:\n  %s" % (len(warnings), "\n  ".join(warnings[:5])))
     print("fuzz: %d statements, %d views, %d transactions, 0 mismatches (seed %d)"
           % (f.nstmts, len(f.views), f.ntx, args.seed), flush=True)
     if args.verbose:

@@ -1,0 +1,57 @@
+-- 00_setup: helpers shared by the other files (they all run in the same database).
+--
+-- chk(view, ...): for each ivm view v, checks it against PostgreSQL itself:
+--   verify : ivm.verify(v), rows differing from a from-scratch evaluation
+--   diff   : rows in the symmetric multiset difference (EXCEPT ALL both ways) between
+--            the ivm view table v and the plain view o_v defining the same query.
+--            Rows are compared in text form, so even numeric scale (1.5 vs 1.50) counts.
+-- Both must be 0.
+CREATE FUNCTION chk(VARIADIC views text[])
+RETURNS TABLE (view text, verify bigint, diff bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v text;
+BEGIN
+    FOREACH v IN ARRAY views LOOP
+        view := v;
+        verify := ivm.verify(v);
+        EXECUTE format(
+            'SELECT count(*) FROM ((SELECT t::text FROM %1$I t EXCEPT ALL SELECT t::text FROM %2$I t)'
+            ' UNION ALL (SELECT t::text FROM %2$I t EXCEPT ALL SELECT t::text FROM %1$I t)) d',
+            v, 'o_' || v) INTO diff;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- try(sql): runs sql; on error prints "SQLSTATE: message" as a NOTICE (with the error's
+-- DETAIL and HINT, if any), so the expected output shows the error code without unstable
+-- context lines or source locations.
+CREATE FUNCTION try(sql text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    state text;
+    msg text;
+    det text;
+    hnt text;
+BEGIN
+    EXECUTE sql;
+    RAISE NOTICE 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                            det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+    IF det <> '' AND hnt <> '' THEN
+        RAISE NOTICE '%: %', state, msg USING DETAIL = det, HINT = hnt;
+    ELSIF det <> '' THEN
+        RAISE NOTICE '%: %', state, msg USING DETAIL = det;
+    ELSIF hnt <> '' THEN
+        RAISE NOTICE '%: %', state, msg USING HINT = hnt;
+    ELSE
+        RAISE NOTICE '%: %', state, msg;
+    END IF;
+END
+$$;
+
+-- Sanity: the extension is loaded and empty.
+SELECT extname FROM pg_extension WHERE extname = 'ivm';
+SELECT count(*) AS views FROM ivm.views;
