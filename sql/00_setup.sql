@@ -52,6 +52,47 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+-- chk_all(): chk() over every (user-visible) ivm view in the current schema, as one line:
+-- "N views exact", or the views that differ.  Each test file works in its own schema.
+CREATE FUNCTION chk_all() RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    n int := 0;
+    bad text := '';
+BEGIN
+    FOR r IN
+        SELECT c.* FROM ivm.views v JOIN pg_class c ON c.oid = v.viewid
+        WHERE c.relnamespace = current_schema()::regnamespace AND NOT v.internal
+        ORDER BY c.relname
+    LOOP
+        SELECT * INTO r FROM chk(r.relname::text);
+        n := n + 1;
+        IF r.verify <> 0 OR r.diff <> 0 THEN
+            bad := bad || format(' %s (verify %s, diff %s)', r.view, r.verify, r.diff);
+        END IF;
+    END LOOP;
+    IF bad <> '' THEN
+        RETURN 'MISMATCH:' || bad;
+    END IF;
+    RETURN format('%s views exact', n);
+END
+$$;
+
+-- mk(name, query): creates the ivm view name AND its oracle, the plain view o_name with the
+-- same query.  (Views over ivm views whose oracle must read other oracles are written out.)
+CREATE FUNCTION mk(name text, query text) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    v regclass;
+BEGIN
+    v := ivm.create_view(name, query);
+    EXECUTE format('CREATE VIEW %I AS %s', 'o_' || name, query);
+    RETURN v;
+END
+$$;
+
 -- Sanity: the extension is loaded and empty.
 SELECT extname FROM pg_extension WHERE extname = 'ivm';
 SELECT count(*) AS views FROM ivm.views;
+

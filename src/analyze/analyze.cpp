@@ -553,8 +553,10 @@ class Compiler {
         ag.state_type += " COLLATE " + pg_call([&] { return std::string(generate_collation_name(coll)); });
     } else if (name == "bool_and" || name == "every") {
       ag.kind = AggKind::BoolAnd;
+      ag.state_type = "bigint";  // number of true inputs
     } else if (name == "bool_or") {
       ag.kind = AggKind::BoolOr;
+      ag.state_type = "bigint";
     } else {
       not_supported("aggregate function " + name + "() is");
     }
