@@ -58,18 +58,19 @@ CREATE FUNCTION chk_all() RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
+    c record;
     n int := 0;
     bad text := '';
 BEGIN
     FOR r IN
-        SELECT c.* FROM ivm.views v JOIN pg_class c ON c.oid = v.viewid
-        WHERE c.relnamespace = current_schema()::regnamespace AND NOT v.internal
-        ORDER BY c.relname
+        SELECT t.relname FROM ivm.views v JOIN pg_class t ON t.oid = v.viewid
+        WHERE t.relnamespace = current_schema()::regnamespace AND NOT v.internal
+        ORDER BY t.relname
     LOOP
-        SELECT * INTO r FROM chk(r.relname::text);
+        SELECT * INTO c FROM chk(r.relname::text);
         n := n + 1;
-        IF r.verify <> 0 OR r.diff <> 0 THEN
-            bad := bad || format(' %s (verify %s, diff %s)', r.view, r.verify, r.diff);
+        IF c.verify <> 0 OR c.diff <> 0 THEN
+            bad := bad || format(' %s (verify %s, diff %s)', c.view, c.verify, c.diff);
         END IF;
     END LOOP;
     IF bad <> '' THEN
