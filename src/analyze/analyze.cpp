@@ -2,6 +2,7 @@
 // ivm comes from this file.
 #include "analyze/analyze.hpp"
 #include "plan/ir.hpp"
+#include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
 
 #include <algorithm>
@@ -234,7 +235,7 @@ class Compiler {
     p.leaves = leaves_;
     p.root = build_tree(q, reinterpret_cast<Node*>(q->jointree), p);
     if (q->jointree->quals) p.where = deparse(q->jointree->quals);
-    outputs(q, p);
+    outputs(q, p, out);
     key_class(q, p);
     return out;
   }
@@ -432,7 +433,7 @@ class Compiler {
     return static_cast<int>(p.joins.size()) - 1;
   }
 
-  void outputs(Query* q, plan::ViewPlan& p) {
+  void outputs(Query* q, plan::ViewPlan& p, Analysis& out) {
     std::vector<TargetEntry*> visible;
     ListCell* lc;
     foreach (lc, q->targetList) {
@@ -456,6 +457,7 @@ class Compiler {
       return;
     }
     p.aggregate = true;
+    bool hidden_group = false;
     FinalContext fc{NIL, NIL};
     if (q->distinctClause) {
       for (std::size_t i = 0; i < visible.size(); ++i) {
@@ -466,9 +468,7 @@ class Compiler {
       foreach (lc, q->groupClause) {
         SortGroupClause* sgc = lfirst_node(SortGroupClause, lc);
         TargetEntry* tle = pg_call([&] { return get_sortgroupclause_tle(sgc, q->targetList); });
-        if (tle->resjunk)
-          not_supported("GROUP BY expressions missing from the select list are",
-                        "Add every GROUP BY expression to the select list.");
+        if (tle->resjunk) hidden_group = true;
         auto pos = std::find(visible.begin(), visible.end(), tle) - visible.begin();
         fc.groups = lappend(fc.groups, tle->expr);
         p.group_columns.push_back(static_cast<int>(pos));
@@ -501,6 +501,39 @@ class Compiler {
       p.finals.push_back(pg_call([&] { return std::string(deparse_expression(f, ctx, true, false)); }));
     if (having) p.having = pg_call([&] { return std::string(deparse_expression(having, ctx, true, false)); });
     foreach (lc, fc.aggrefs) p.aggs.push_back(aggregate_of(lfirst_node(Aggref, lc)));
+    if (hidden_group) wrap_hidden_groups(fc, p, out);
+  }
+
+  // wrap_hidden_groups: a view that groups by an expression it does not
+  // output has no column to find a group's row by.  Its aggregate part
+  // becomes an internal view exposing every group (g<i>) and aggregate (a<i>),
+  // and the view itself a projection of that: the finals and HAVING already
+  // read exactly those columns as f.g<i> / f.a<i>.
+  void wrap_hidden_groups(const FinalContext& fc, plan::ViewPlan& p, Analysis& out) {
+    std::vector<std::string> calls;
+    ListCell* lc;
+    foreach (lc, fc.aggrefs) calls.push_back(deparse(static_cast<Node*>(lfirst(lc))));
+    std::uint32_t inner = materialize_(plan::sql_grouped_query(p, calls));
+    plan::Leaf leaf;
+    leaf.alias = "f";
+    leaf.relid = inner;
+    leaf.relation = qualified_name(inner);
+    leaf.is_view = true;
+    for (std::size_t i = 0; i < p.groups.size(); ++i) leaf.columns.push_back("g" + std::to_string(i));
+    for (std::size_t i = 0; i < calls.size(); ++i) leaf.columns.push_back("a" + std::to_string(i));
+    plan::ViewPlan spj;
+    spj.leaves = {leaf};
+    spj.joins = {plan::JoinNode{}};
+    spj.joins[0].leaf = 0;
+    spj.root = 0;
+    spj.where = p.having;
+    spj.columns = p.columns;
+    spj.types = p.types;
+    spj.outputs = p.finals;
+    spj.locator = 0;
+    p = spj;
+    leaves_ = p.leaves;
+    out.inputs = {inner};
   }
 
   plan::Aggregate aggregate_of(Aggref* a) {

@@ -290,6 +290,14 @@ std::string sql_body_rows(const ViewPlan& p, const std::vector<std::string>& exp
   return "SELECT " + list + " FROM " + from_tree(p, p.root, current) + where_and(p);
 }
 
+std::string sql_grouped_query(const ViewPlan& p, const std::vector<std::string>& calls) {
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i < p.groups.size(); ++i) items.push_back(p.groups[i] + " AS g" + std::to_string(i));
+  for (std::size_t i = 0; i < calls.size(); ++i) items.push_back(calls[i] + " AS a" + std::to_string(i));
+  SourceFn current = [&](int j) { return leaf_of(p, j).relation; };
+  return "SELECT " + join(items, ", ") + " FROM " + from_tree(p, p.root, current) + where_and(p) + group_by(p.groups);
+}
+
 std::vector<std::string> sql_create_storage(const ViewPlan& p) {
   std::vector<std::string> out;
   if (p.aggregate) {

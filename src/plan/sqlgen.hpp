@@ -56,5 +56,9 @@ std::string sql_body_delta(const ViewPlan& p, const Changes& c,
                            const std::vector<std::string>& exprs);
 std::string sql_body_rows(const ViewPlan& p, const std::vector<std::string>& exprs);
 std::string explain(const ViewPlan& p);
+// sql_grouped_query: SELECT <groups> AS g<i>, <calls> AS a<i> FROM <body>
+// GROUP BY <groups>: the aggregate part of a view whose select list omits a
+// grouping expression, compiled into an internal view of its own.
+std::string sql_grouped_query(const ViewPlan& p, const std::vector<std::string>& calls);
 
 }  // namespace ivm::plan
