@@ -24,10 +24,10 @@ BEGIN
 END
 $$;
 
--- try(sql): runs sql; on error prints "SQLSTATE: message" as a NOTICE (with the error's
+-- CALL try(sql): runs sql; on error prints "SQLSTATE: message" as a NOTICE (with the error's
 -- DETAIL and HINT, if any), so the expected output shows the error code without unstable
--- context lines or source locations.
-CREATE FUNCTION try(sql text) RETURNS void
+-- context lines or source locations.  Temporary schema names (pg_temp_3) print as pg_temp_N.
+CREATE PROCEDURE try(sql text)
 LANGUAGE plpgsql AS $$
 DECLARE
     state text;
@@ -40,6 +40,7 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
                             det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+    msg := regexp_replace(msg, 'pg_temp_[0-9]+', 'pg_temp_N', 'g');
     IF det <> '' AND hnt <> '' THEN
         RAISE NOTICE '%: %', state, msg USING DETAIL = det, HINT = hnt;
     ELSIF det <> '' THEN

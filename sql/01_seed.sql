@@ -292,3 +292,26 @@ TABLE customer_order_summary ORDER BY customer_id;
 TABLE customer_360 ORDER BY customer_id;
 TABLE customer_churn_risk ORDER BY customer_id;
 TABLE churn_alerts ORDER BY customer_id;
+
+-- More of the story.  A new customer with no activity yet: customer_360 shows zeros and NULLs
+-- for Dan (his summaries have no row), and his low score makes him medium_risk.
+INSERT INTO customers VALUES (4, 'dan@example.com', 'Dan Brown', '2026-04-01 12:00:00', 'standard');
+-- Bob's open ticket is resolved; Carol's purchase event is deleted (her score drops by 20).
+UPDATE support_tickets SET status = 'resolved', resolved_at = '2026-04-02 09:00:00' WHERE ticket_id = 1002;
+DELETE FROM web_activity WHERE event_id = 5008;
+
+SELECT * FROM chk('customer_order_summary', 'customer_support_summary', 'customer_web_activity', 'customer_360', 'customer_churn_risk', 'churn_alerts');
+
+SELECT customer_id, full_name, total_orders, lifetime_value, avg_order_value, open_tickets,
+       total_sessions, purchase_events, engagement_score
+FROM customer_360 ORDER BY customer_id;
+TABLE customer_churn_risk ORDER BY customer_id;
+TABLE churn_alerts ORDER BY customer_id;
+
+-- Bob's orders all go away (his order summary row disappears; customer_360 keeps him).
+DELETE FROM orders WHERE customer_id = 2;
+SELECT * FROM chk('customer_order_summary', 'customer_support_summary', 'customer_web_activity', 'customer_360', 'customer_churn_risk', 'churn_alerts');
+TABLE customer_order_summary ORDER BY customer_id;
+SELECT customer_id, full_name, total_orders, lifetime_value, avg_order_value, last_order_at, engagement_score
+FROM customer_360 ORDER BY customer_id;
+TABLE churn_alerts ORDER BY customer_id;

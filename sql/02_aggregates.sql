@@ -17,6 +17,10 @@ CREATE TABLE sales (
 -- Views created over the empty table.
 SELECT mk('counts',   'SELECT g, count(*) AS n, count(x) AS nx, count(b) AS nb FROM sales GROUP BY g');
 SELECT mk('sums',     'SELECT g, sum(x) AS sx, sum(n) AS sn FROM sales GROUP BY g');
+-- BUG (reported to the lead, left out until fixed): SUM over float8 (recomputed per group)
+-- counts the rows of every changed group twice when the NULL group changes in the same
+-- statement: with rows ('a', 1), (NULL, 2) inserted together, group a shows 2.
+-- SELECT mk('float_sums', 'SELECT g, sum(x / 4.0::float8) AS sf FROM sales GROUP BY g');
 SELECT mk('avgs',     'SELECT g, avg(x) AS ax, avg(n) AS an FROM sales GROUP BY g');
 SELECT mk('extremes', 'SELECT g, min(x) AS minx, max(x) AS maxx, min(s) AS mins, max(s) AS maxs,
                               min(n) AS minn FROM sales GROUP BY g');
@@ -32,6 +36,8 @@ SELECT mk('cases',    'SELECT g, sum(CASE WHEN b THEN x ELSE 0 END) AS sx_b, sum
                        FROM sales GROUP BY g');
 -- Aggregate first, GROUP BY expressions (NULL x gives a NULL parity), two keys.
 SELECT mk('exprs',    'SELECT count(*) AS n, x % 2 AS parity, upper(g) AS ug FROM sales GROUP BY x % 2, upper(g)');
+-- A GROUP BY key missing from the select list: one row per group, duplicate rows kept.
+SELECT mk('hidden',   'SELECT count(*) AS n, sum(x) AS sx FROM sales GROUP BY g');
 SELECT mk('havings',  'SELECT g, count(*) AS n, sum(x) AS sx FROM sales GROUP BY g HAVING count(*) >= 2');
 -- Global aggregates: always exactly one row, even over an empty table ...
 SELECT mk('global',   'SELECT count(*) AS n, count(x) AS nx, sum(x) AS sx, avg(n) AS an, min(x) AS minx,
@@ -65,6 +71,7 @@ TABLE filters ORDER BY g;
 TABLE cases ORDER BY g;
 TABLE exprs ORDER BY parity, ug;
 TABLE havings ORDER BY g;
+TABLE hidden ORDER BY n, sx;
 TABLE global;
 TABLE global_having;
 
@@ -99,6 +106,7 @@ SELECT chk_all();
 TABLE counts ORDER BY g;
 TABLE sums ORDER BY g;
 TABLE exprs ORDER BY parity, ug;
+TABLE hidden ORDER BY n, sx;
 
 -- 6. All measures of a group become NULL: SUM, AVG, MIN are NULL, COUNT(x) is 0.
 UPDATE sales SET x = NULL, n = NULL WHERE g = 'a';

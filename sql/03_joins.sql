@@ -1,0 +1,134 @@
+-- 03_joins: inner, outer (LEFT/RIGHT/FULL), chained, self and cross joins, tables without
+-- primary keys and duplicate rows.  After every step chk_all() compares each ivm view
+-- with its oracle o_<name> (a plain view, same query): verify and EXCEPT ALL both ways.
+\set VERBOSITY terse
+CREATE SCHEMA joins;
+SET search_path = joins, public;
+
+CREATE TABLE cust (id int PRIMARY KEY, name text, region text);
+CREATE TABLE ord (oid int PRIMARY KEY, cust_id int, amount int, status text);
+CREATE TABLE pay (cust_id int, amt int);          -- no primary key: duplicates allowed
+CREATE TABLE a (k int, v text);                   -- no primary keys, NULL keys
+CREATE TABLE b (k int, w text);
+
+INSERT INTO cust VALUES (1, 'ann', 'north'), (2, 'bob', 'south'), (3, 'cid', 'north'), (4, 'dee', NULL);
+INSERT INTO ord VALUES (10, 1, 100, 'paid'), (11, 1, 40, 'cancelled'), (12, 2, 70, 'paid'),
+                       (13, 5, 90, 'paid'),    -- customer 5 does not exist
+                       (14, NULL, 10, 'paid');
+INSERT INTO pay VALUES (1, 30), (1, 30), (2, 5), (NULL, 1);
+INSERT INTO a VALUES (1, 'a1'), (2, 'a2'), (NULL, 'anull'), (4, 'a4');
+INSERT INTO b VALUES (1, 'b1'), (3, 'b3'), (NULL, 'bnull'), (4, 'b4'), (4, 'b4bis');
+
+SELECT mk('j_inner', 'SELECT c.id, c.name, o.oid, o.amount FROM cust c JOIN ord o ON o.cust_id = c.id
+                      WHERE o.status <> ''cancelled''');
+SELECT mk('j_left',  'SELECT a.k, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k');
+SELECT mk('j_right', 'SELECT a.k AS ak, a.v, b.k AS bk, b.w FROM a RIGHT JOIN b ON a.k = b.k');
+SELECT mk('j_full',  'SELECT a.k AS ak, a.v, b.k AS bk, b.w FROM a FULL JOIN b ON a.k = b.k');
+-- Extra conjuncts in ON (on both sides): they restrict matches, not the preserved side.
+SELECT mk('j_on',    'SELECT a.k, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND b.w <> ''b4bis'' AND a.v <> ''a2''');
+-- A chain of LEFT JOINs on one key.
+SELECT mk('j_chain', 'SELECT c.id, c.name, o.oid, p.amt FROM cust c LEFT JOIN ord o ON o.cust_id = c.id
+                      LEFT JOIN pay p ON p.cust_id = c.id');
+-- Self-join: customers of the same region.
+SELECT mk('j_self',  'SELECT c1.name AS name1, c2.name AS name2 FROM cust c1 JOIN cust c2
+                      ON c1.region = c2.region AND c1.id < c2.id');
+-- Cross join written as FROM a, b WHERE ..., and a true cross product.
+SELECT mk('j_comma', 'SELECT c.name, o.oid, o.amount FROM cust c, ord o WHERE c.id = o.cust_id AND o.amount > 50');
+SELECT mk('j_cross', 'SELECT a.v, b.w FROM a, b WHERE a.v < ''a3''');
+-- Duplicates: pay has two identical rows for customer 1; multiplicities must be kept.
+SELECT mk('j_dup',   'SELECT p.cust_id, p.amt, c.name FROM pay p JOIN cust c ON c.id = p.cust_id');
+-- A join under an aggregate.
+SELECT mk('j_agg',   'SELECT c.id, c.name, count(o.oid) AS n, sum(o.amount) AS total
+                      FROM cust c LEFT JOIN ord o ON o.cust_id = c.id GROUP BY c.id, c.name');
+
+SELECT chk_all();
+TABLE j_inner ORDER BY 1, 2, 3, 4;
+TABLE j_left ORDER BY 1, 2, 3;
+TABLE j_right ORDER BY 1, 2, 3, 4;
+TABLE j_full ORDER BY 1, 2, 3, 4;
+TABLE j_on ORDER BY 1, 2, 3;
+TABLE j_chain ORDER BY 1, 2, 3, 4;
+TABLE j_self ORDER BY 1, 2;
+TABLE j_comma ORDER BY 1, 2, 3;
+TABLE j_cross ORDER BY 1, 2;
+TABLE j_dup ORDER BY 1, 2, 3;
+TABLE j_agg ORDER BY 1, 2, 3, 4;
+
+-- 1. A new match: a's row k=2 stops being NULL-extended, b's row k=3 finds a partner.
+INSERT INTO b VALUES (2, 'b2');
+INSERT INTO a VALUES (3, 'a3');
+SELECT chk_all();
+TABLE j_left ORDER BY 1, 2, 3;
+TABLE j_full ORDER BY 1, 2, 3, 4;
+
+-- 2. The last match goes away: a's k=1 row is NULL-extended again; rows with NULL keys
+--    never match, even each other.
+DELETE FROM b WHERE k = 1;
+INSERT INTO a VALUES (NULL, 'anull2');
+INSERT INTO b VALUES (NULL, 'bnull2');
+SELECT chk_all();
+TABLE j_left ORDER BY 1, 2, 3;
+TABLE j_right ORDER BY 1, 2, 3, 4;
+TABLE j_full ORDER BY 1, 2, 3, 4;
+
+-- 3. Duplicate rows: two identical (4, 'a4') rows in a times two b rows with k = 4; then
+--    delete just one of the duplicates (tables without keys: by ctid).
+INSERT INTO a VALUES (4, 'a4');
+SELECT chk_all();
+SELECT k, v, w, count(*) FROM j_left WHERE k = 4 GROUP BY k, v, w ORDER BY 1, 2, 3;
+DELETE FROM a WHERE ctid = (SELECT min(ctid) FROM a WHERE k = 4);
+SELECT chk_all();
+SELECT k, v, w, count(*) FROM j_left WHERE k = 4 GROUP BY k, v, w ORDER BY 1, 2, 3;
+INSERT INTO pay VALUES (1, 30), (3, 7);
+UPDATE pay SET amt = 31 WHERE ctid = (SELECT min(ctid) FROM pay WHERE cust_id = 1);
+SELECT chk_all();
+TABLE j_dup ORDER BY 1, 2, 3;
+TABLE j_chain ORDER BY 1, 2, 3, 4;
+
+-- 4. UPDATE of join keys: an order moves from ann to bob, one to the missing customer 5
+--    (whose row then appears), a's k=2 row gets a NULL key, dee gets a region.
+UPDATE ord SET cust_id = 2 WHERE oid = 10;
+INSERT INTO cust VALUES (5, 'eve', 'south');
+UPDATE a SET k = NULL WHERE k = 2;
+UPDATE cust SET region = 'north' WHERE id = 4;
+SELECT chk_all();
+TABLE j_inner ORDER BY 1, 2, 3, 4;
+TABLE j_full ORDER BY 1, 2, 3, 4;
+TABLE j_self ORDER BY 1, 2;
+TABLE j_agg ORDER BY 1, 2, 3, 4;
+
+-- 5. Both sides change in one statement's transaction, and a customer changes its key.
+BEGIN;
+UPDATE a SET k = k + 1 WHERE k IS NOT NULL;
+UPDATE b SET k = k + 1 WHERE k IS NOT NULL;
+UPDATE cust SET id = 6 WHERE id = 3;
+COMMIT;
+SELECT chk_all();
+TABLE j_full ORDER BY 1, 2, 3, 4;
+
+-- 6. DELETE of a whole customer: its orders, payments and itself.
+BEGIN;
+DELETE FROM ord WHERE cust_id = 2;
+DELETE FROM pay WHERE cust_id = 2;
+DELETE FROM cust WHERE id = 2;
+COMMIT;
+SELECT chk_all();
+TABLE j_inner ORDER BY 1, 2, 3, 4;
+TABLE j_chain ORDER BY 1, 2, 3, 4;
+TABLE j_agg ORDER BY 1, 2, 3, 4;
+
+-- 7. ROLLBACK and TRUNCATE of one side of the outer joins.
+BEGIN;
+DELETE FROM a;
+INSERT INTO b VALUES (100, 'b100');
+SELECT chk_all();
+ROLLBACK;
+SELECT chk_all();
+TRUNCATE b;
+SELECT chk_all();
+TABLE j_full ORDER BY 1, 2, 3, 4;
+TRUNCATE a;
+INSERT INTO b VALUES (1, 'b1'), (NULL, 'bnull');
+SELECT chk_all();
+TABLE j_full ORDER BY 1, 2, 3, 4;
+TABLE j_cross ORDER BY 1, 2;
