@@ -300,6 +300,8 @@ class Compiler {
       bool catalog = pg_call([&] { return IsCatalogNamespace(get_rel_namespace(rte->relid)); });
       std::string nsp = pg_call([&] { return std::string(get_namespace_name(get_rel_namespace(rte->relid))); });
       if (relkind == RELKIND_PARTITIONED_TABLE) not_supported("partitioned table " + name + " is");
+      if (rte->inh && pg_call([&] { return has_subclass(rte->relid); }))
+        not_supported("table " + name + " with inheritance children is", "Use FROM ONLY " + name + " to read the parent alone.");
       if (relkind == RELKIND_FOREIGN_TABLE) not_supported("foreign table " + name + " is");
       if (relkind == RELKIND_MATVIEW)
         not_supported("materialized view " + name + " is", "Create it with ivm.create_view to read it incrementally.");

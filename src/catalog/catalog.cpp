@@ -205,7 +205,7 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
                 "Incremental views reading it: " + names + ".", "Drop the dependent views first.");
   }
   plan::ViewPlan p = load_plan(spi, view);
-  spi.exec_once("SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view));
+  spi.exec_once("SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view) + " AND NOT is_view");
   std::vector<std::uint32_t> inputs;
   for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   spi.exec_once("SELECT viewid FROM ivm.views WHERE parent = " + oid_text(view));

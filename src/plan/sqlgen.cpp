@@ -580,9 +580,14 @@ std::string sql_agg_recompute(const ViewPlan& p) {
     // key, rare, through IS NOT DISTINCT FROM, behind a one-time gate.
     std::string by_value = sql_body_rows(p, lay.exprs);
     std::string extra1 = tuple + " IN (SELECT " + join(sg, ", ") + " FROM " + g + " WHERE __dirty)";
+    std::vector<std::string> row_nulls;
+    for (const auto& e : p.groups) row_nulls.push_back("(" + e + ") IS NULL");
+    // The second arm takes only rows whose own group key has a NULL, so no
+    // row is read by both arms.
     std::string extra2 = "EXISTS (SELECT 1 FROM " + g + " WHERE __dirty AND (" + join(nulls, " OR ") +
-                         ")) AND EXISTS (SELECT 1 FROM " + g + " WHERE __dirty AND ROW(" +
-                         join(sg, ", ") + ") IS NOT DISTINCT FROM ROW(" + join(p.groups, ", ") + "))";
+                         ")) AND (" + join(row_nulls, " OR ") + ") AND EXISTS (SELECT 1 FROM " + g +
+                         " WHERE __dirty AND ROW(" + join(sg, ", ") + ") IS NOT DISTINCT FROM ROW(" +
+                         join(p.groups, ", ") + "))";
     auto with_extra = [&](const std::string& extra) {
       ViewPlan q = p;
       q.where = p.where.empty() ? extra : "(" + p.where + ") AND " + extra;

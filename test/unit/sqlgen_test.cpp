@@ -1,0 +1,883 @@
+// sqlgen_test.cpp: guards the delta rules that src/plan/sqlgen.cpp renders as
+// SQL.  Plans are built by hand (no server, no analyzer) and the generated SQL
+// is checked for the properties its correctness rests on: which relation each
+// term reads, consolidation of updates, the telescoping sum over changed join
+// leaves, affected-key recompute for outer joins, lock ordering, upsert
+// conflict targets, MIN/MAX dirtiness, AVG finalization, storage DDL.  The
+// checks are structural (substrings, occurrence counts, relative order), so
+// they survive cosmetic changes but not semantic ones.
+#include "plan/ir.hpp"
+#include "plan/sqlgen.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace ivm::plan {
+namespace {
+
+// --- helpers -------------------------------------------------------------
+
+std::size_t count(const std::string& hay, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + needle.size()))
+    ++n;
+  return n;
+}
+
+::testing::AssertionResult Has(const std::string& sql, const std::string& needle) {
+  if (sql.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected to find\n  " << needle << "\nin\n  " << sql;
+}
+
+::testing::AssertionResult Lacks(const std::string& sql, const std::string& needle) {
+  if (sql.find(needle) == std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "did not expect\n  " << needle << "\nin\n  " << sql;
+}
+
+// `first` occurs, and `second` occurs after it.
+::testing::AssertionResult Before(const std::string& sql, const std::string& first, const std::string& second) {
+  std::size_t a = sql.find(first);
+  if (a == std::string::npos) return ::testing::AssertionFailure() << "missing\n  " << first << "\nin\n  " << sql;
+  if (sql.find(second, a + first.size()) == std::string::npos)
+    return ::testing::AssertionFailure() << "expected\n  " << second << "\nafter\n  " << first << "\nin\n  " << sql;
+  return ::testing::AssertionSuccess();
+}
+
+// Either product order: the multiplicities of a term commute.
+::testing::AssertionResult HasProduct(const std::string& sql, const std::string& a, const std::string& b) {
+  const std::string ab = "(" + a + " * " + b + ")::int8 AS __m", ba = "(" + b + " * " + a + ")::int8 AS __m";
+  if (sql.find(ab) != std::string::npos || sql.find(ba) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected the multiplicity\n  " << ab << "\nin\n  " << sql;
+}
+
+// The text from `from` (inclusive) to `to` (exclusive, or the end).
+std::string slice(const std::string& sql, const std::string& from, const std::string& to = "") {
+  std::size_t a = sql.find(from);
+  if (a == std::string::npos) return "";
+  std::size_t b = to.empty() ? std::string::npos : sql.find(to, a + from.size());
+  return sql.substr(a, b == std::string::npos ? std::string::npos : b - a);
+}
+
+// Top-level terms of a linear body delta: each starts with "SELECT <expr0> AS c0".
+std::vector<std::string> terms(const std::string& body, const std::string& first_expr) {
+  const std::string start = "SELECT " + first_expr + " AS c0";
+  std::vector<std::string> out;
+  std::size_t pos = body.find(start);
+  while (pos != std::string::npos) {
+    std::size_t next = body.find(start, pos + start.size());
+    out.push_back(body.substr(pos, next == std::string::npos ? std::string::npos : next - pos));
+    pos = next;
+  }
+  return out;
+}
+
+Leaf make_leaf(const std::string& alias, const std::string& relation, std::uint32_t relid,
+               std::vector<std::string> columns, const std::string& key = "") {
+  Leaf l;
+  l.alias = alias;
+  l.relation = relation;
+  l.relid = relid;
+  l.columns = std::move(columns);
+  l.key = key;
+  return l;
+}
+
+JoinNode leaf_node(int leaf) {
+  JoinNode j;
+  j.kind = JoinKind::Leaf;
+  j.leaf = leaf;
+  return j;
+}
+
+JoinNode join_node(JoinKind kind, int left, int right, const std::string& on) {
+  JoinNode j;
+  j.kind = kind;
+  j.left = left;
+  j.right = right;
+  j.on = on;
+  return j;
+}
+
+Aggregate agg(AggKind kind, const std::string& arg, const std::string& state_type,
+              const std::string& call = "", const std::string& filter = "") {
+  Aggregate a;
+  a.kind = kind;
+  a.arg = arg;
+  a.state_type = state_type;
+  a.call = call;
+  a.filter = filter;
+  return a;
+}
+
+DeltaSource inserted(const std::string& rel) { return DeltaSource{rel, "", ""}; }
+DeltaSource deleted(const std::string& rel) { return DeltaSource{"", rel, ""}; }
+DeltaSource updated(const std::string& ins, const std::string& del) { return DeltaSource{ins, del, ""}; }
+DeltaSource bag(const std::string& rel) { return DeltaSource{"", "", rel}; }
+
+// --- plans ---------------------------------------------------------------
+
+// SELECT id, amount FROM orders WHERE amount > 0
+ViewPlan spj_single() {
+  ViewPlan p;
+  p.name = "public.v_spj";
+  p.oid = 20000;
+  p.leaves = {make_leaf("l1", "public.orders", 16384, {"id", "amount"})};
+  p.joins = {leaf_node(0)};
+  p.root = 0;
+  p.where = "l1.amount > 0";
+  p.columns = {"id", "amount"};
+  p.types = {"integer", "numeric"};
+  p.locator = 0;
+  p.outputs = {"l1.id", "l1.amount"};
+  return p;
+}
+
+// SELECT c.name, o.amount FROM customers c JOIN orders o ON c.id = o.customer_id
+ViewPlan inner_join() {
+  ViewPlan p;
+  p.name = "public.v_join";
+  p.oid = 20001;
+  p.keylock = "ivm_state.keylock_1";
+  p.key_type = "integer";
+  p.leaves = {make_leaf("l1", "public.customers", 16384, {"id", "name"}, "l1.id"),
+              make_leaf("l2", "public.orders", 16390, {"customer_id", "amount"}, "l2.customer_id")};
+  p.joins = {leaf_node(0), leaf_node(1), join_node(JoinKind::Inner, 0, 1, "l1.id = l2.customer_id")};
+  p.root = 2;
+  p.columns = {"name", "amount"};
+  p.types = {"text", "numeric"};
+  p.locator = 0;
+  p.outputs = {"l1.name", "l2.amount"};
+  return p;
+}
+
+// The same join as a LEFT JOIN: maintained by affected-key recompute.
+ViewPlan left_join() {
+  ViewPlan p = inner_join();
+  p.name = "public.v_left";
+  p.outer = true;
+  p.joins[2].kind = JoinKind::Left;
+  return p;
+}
+
+// SELECT e.id, b.id FROM emp e JOIN emp b ON e.boss = b.id
+ViewPlan self_join() {
+  ViewPlan p;
+  p.name = "public.v_self";
+  p.keylock = "ivm_state.keylock_2";
+  p.key_type = "integer";
+  p.leaves = {make_leaf("l1", "public.emp", 16400, {"id", "boss"}, "l1.boss"),
+              make_leaf("l2", "public.emp", 16400, {"id", "boss"}, "l2.id")};
+  p.joins = {leaf_node(0), leaf_node(1), join_node(JoinKind::Inner, 0, 1, "l1.boss = l2.id")};
+  p.root = 2;
+  p.columns = {"emp", "boss"};
+  p.types = {"integer", "integer"};
+  p.locator = 0;
+  p.outputs = {"l1.id", "l2.id"};
+  return p;
+}
+
+// SELECT region, count(*), sum(amount), avg(amount), min(price), max(price),
+//        bool_and(ok), count(*) FILTER (WHERE amount > 100), avg(took)
+//        [, count(DISTINCT customer)]
+// FROM sales GROUP BY region
+//
+// Body columns: c0 region, c1..c5 the arguments of a1..a5, c6 the filter of
+// a6, c7 the argument of a7, c8 the argument of a8.
+ViewPlan grouped_agg(bool with_recompute) {
+  ViewPlan p;
+  p.name = "public.v_sales";
+  p.oid = 20002;
+  p.state = "ivm_state.state_1";
+  p.leaves = {make_leaf("l1", "public.sales", 16500, {"region", "amount", "price", "ok", "customer", "took"})};
+  p.joins = {leaf_node(0)};
+  p.root = 0;
+  p.aggregate = true;
+  p.groups = {"l1.region"};
+  p.group_types = {"text"};
+  p.group_columns = {0};
+  p.aggs = {
+      agg(AggKind::CountStar, "", "bigint"),                              // a0
+      agg(AggKind::Sum, "l1.amount", "numeric"),                          // a1
+      agg(AggKind::Avg, "l1.amount", "numeric"),                          // a2
+      agg(AggKind::Min, "l1.price", "integer", "pg_catalog.min"),         // a3
+      agg(AggKind::Max, "l1.price", "integer", "pg_catalog.max"),         // a4
+      agg(AggKind::BoolAnd, "l1.ok", "bigint"),                           // a5
+      agg(AggKind::CountStar, "", "bigint", "", "l1.amount > 100"),       // a6
+      agg(AggKind::Avg, "l1.took", "interval"),                           // a7
+  };
+  p.aggs[7].interval_avg = true;
+  p.columns = {"region", "n", "total", "mean", "lo", "hi", "all_ok", "big", "mean_took"};
+  p.types = {"text", "bigint", "numeric", "numeric", "integer", "integer", "boolean", "bigint", "interval"};
+  p.finals = {"f.g0", "f.a0", "f.a1", "f.a2", "f.a3", "f.a4", "f.a5", "f.a6", "f.a7"};
+  if (with_recompute) {
+    Aggregate d = agg(AggKind::Recompute, "l1.customer", "bigint", "pg_catalog.count");  // a8
+    d.distinct = true;
+    p.aggs.push_back(d);
+    p.columns.push_back("customers");
+    p.types.push_back("bigint");
+    p.finals.push_back("f.a8");
+  }
+  return p;
+}
+
+// SELECT count(*), sum(amount), count(note) FILTER (WHERE amount > 5),
+//        min(amount) FILTER (WHERE amount > 5), bool_or(flag)
+// FROM orders
+//
+// Body columns: c0 arg of a1, c1/c2 arg/filter of a2, c3/c4 arg/filter of a3,
+// c5 arg of a4.
+ViewPlan global_agg() {
+  ViewPlan p;
+  p.name = "public.v_total";
+  p.oid = 20003;
+  p.state = "ivm_state.state_2";
+  p.leaves = {make_leaf("l1", "public.orders", 16384, {"amount", "note", "flag"})};
+  p.joins = {leaf_node(0)};
+  p.root = 0;
+  p.aggregate = true;
+  p.aggs = {
+      agg(AggKind::CountStar, "", "bigint"),                                                    // a0
+      agg(AggKind::Sum, "l1.amount", "numeric"),                                                // a1
+      agg(AggKind::Count, "l1.note", "bigint", "", "l1.amount > 5"),                            // a2
+      agg(AggKind::Min, "l1.amount", "numeric", "pg_catalog.min", "l1.amount > 5"),             // a3
+      agg(AggKind::BoolOr, "l1.flag", "bigint"),                                                // a4
+  };
+  p.columns = {"n", "total", "notes", "lo", "any_flag"};
+  p.types = {"bigint", "numeric", "bigint", "numeric", "boolean"};
+  p.finals = {"f.a0", "f.a1", "f.a2", "f.a3", "f.a4"};
+  return p;
+}
+
+// SELECT region, year, count(*) FROM sales GROUP BY region, year
+ViewPlan two_group_agg() {
+  ViewPlan p;
+  p.name = "public.v_ry";
+  p.state = "ivm_state.state_3";
+  p.leaves = {make_leaf("l1", "public.sales", 16500, {"region", "year"})};
+  p.joins = {leaf_node(0)};
+  p.root = 0;
+  p.aggregate = true;
+  p.groups = {"l1.region", "l1.year"};
+  p.group_types = {"text", "integer"};
+  p.group_columns = {0, 1};
+  p.aggs = {agg(AggKind::CountStar, "", "bigint")};
+  p.columns = {"region", "year", "n"};
+  p.types = {"text", "integer", "bigint"};
+  p.finals = {"f.g0", "f.g1", "f.a0"};
+  return p;
+}
+
+// --- leaf deltas ---------------------------------------------------------
+
+TEST(LeafDelta, InsertOnlyReadsOnlyInsertedRowsWithPlusOne) {
+  const ViewPlan p = spj_single();
+  const std::string sql = sql_leaf_delta(p, 0, inserted("ivm_new"));
+  EXPECT_TRUE(Has(sql, "SELECT id, amount, 1::int8 AS __m FROM ivm_new"));
+  EXPECT_EQ(1u, count(sql, "FROM "));
+  EXPECT_TRUE(Lacks(sql, "public.orders"));
+  EXPECT_TRUE(Lacks(sql, "UNION"));
+  EXPECT_TRUE(Lacks(sql, "GROUP BY"));
+}
+
+TEST(LeafDelta, DeleteOnlyReadsOnlyDeletedRowsWithMinusOne) {
+  const ViewPlan p = spj_single();
+  const std::string sql = sql_leaf_delta(p, 0, deleted("ivm_old"));
+  EXPECT_TRUE(Has(sql, "SELECT id, amount, -1::int8 AS __m FROM ivm_old"));
+  EXPECT_EQ(1u, count(sql, "FROM "));
+  EXPECT_TRUE(Lacks(sql, "public.orders"));
+}
+
+TEST(LeafDelta, UpdateConsolidatesInsertedAndDeleted) {
+  const ViewPlan p = spj_single();
+  const std::string sql = sql_leaf_delta(p, 0, updated("ivm_new", "ivm_old"));
+  EXPECT_TRUE(Has(sql, "1 AS __m FROM ivm_new"));
+  EXPECT_TRUE(Has(sql, "SELECT id, amount, -1 FROM ivm_old"));
+  EXPECT_TRUE(Before(sql, "ivm_new", " UNION ALL "));
+  // Rows the UPDATE did not change (in the columns the view reads) cancel.
+  EXPECT_TRUE(Has(sql, "sum(__m)::int8 AS __m"));
+  EXPECT_TRUE(Has(sql, "GROUP BY id, amount HAVING sum(__m) <> 0"));
+}
+
+TEST(LeafDelta, ViewBagIsConsolidated) {
+  const ViewPlan p = spj_single();
+  const std::string sql = sql_leaf_delta(p, 0, bag("ivm_bag"));
+  EXPECT_TRUE(Has(sql, "SELECT id, amount, sum(__m)::int8 AS __m FROM ivm_bag GROUP BY id, amount HAVING sum(__m) <> 0"));
+  EXPECT_TRUE(Lacks(sql, "UNION"));
+}
+
+TEST(LeafDelta, LeafWithoutColumnsStillCountsRows) {
+  ViewPlan p = spj_single();
+  p.leaves[0].columns.clear();
+  EXPECT_TRUE(Has(sql_leaf_delta(p, 0, inserted("ivm_new")), "SELECT 1::int8 AS __m FROM ivm_new"));
+  const std::string upd = sql_leaf_delta(p, 0, updated("ivm_new", "ivm_old"));
+  EXPECT_TRUE(Lacks(upd, "GROUP BY"));
+  EXPECT_TRUE(Has(upd, "HAVING sum(__m) <> 0"));
+}
+
+// --- SPJ views -----------------------------------------------------------
+
+TEST(SpjApply, SingleTableInsertIsOneTermOverTheInsertedRows) {
+  const ViewPlan p = spj_single();
+  const std::string body = sql_body_delta(p, {{0, inserted("ivm_new")}}, p.outputs);
+  EXPECT_TRUE(Has(body, "SELECT l1.id AS c0, l1.amount AS c1, l1.__m::int8 AS __m FROM "
+                        "(SELECT id, amount, 1::int8 AS __m FROM ivm_new) l1 WHERE (l1.amount > 0)"));
+  EXPECT_TRUE(Lacks(body, "public.orders"));
+  EXPECT_TRUE(Lacks(body, "UNION"));
+}
+
+TEST(SpjApply, ConsolidatesDeletesAndInsertsTheNetChange) {
+  const ViewPlan p = spj_single();
+  const std::string sql = sql_spj_apply(p, {{0, updated("ivm_new", "ivm_old")}});
+  EXPECT_TRUE(Has(sql, "WITH d AS (SELECT c0, c1, sum(__m)::int8 AS __m FROM ("));
+  EXPECT_TRUE(Has(sql, ") ivm_b GROUP BY c0, c1 HAVING sum(__m) <> 0)"));
+  // Deletes |__m| copies of each row with a negative net multiplicity ...
+  EXPECT_TRUE(Has(sql, "DELETE FROM public.v_spj v USING"));
+  EXPECT_TRUE(Has(sql, "LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED"));
+  EXPECT_TRUE(Has(sql, "WHERE d.__m < 0"));
+  EXPECT_TRUE(Has(sql, "ROW(v2.id, v2.amount) IS NOT DISTINCT FROM ROW(d.c0, d.c1)"));
+  // ... found through the locator column, NULL-safe.
+  EXPECT_TRUE(Has(sql, "(v2.id = d.c0 OR (v2.id IS NULL AND d.c0 IS NULL))"));
+  // ... and inserts __m copies of each positive one.
+  EXPECT_TRUE(Has(sql, "INSERT INTO public.v_spj SELECT d.c0, d.c1 FROM d, generate_series(1, d.__m) WHERE d.__m > 0"));
+  // The change to the view is returned as a signed bag for views over it.
+  EXPECT_TRUE(Has(sql, "SELECT del.*, -1::int8 AS __m FROM del"));
+  EXPECT_TRUE(Has(sql, "SELECT ins.*, 1::int8 AS __m FROM ins"));
+}
+
+TEST(SpjApply, WithoutLocatorMatchesWholeRows) {
+  ViewPlan p = spj_single();
+  p.locator = -1;
+  const std::string sql = sql_spj_apply(p, {{0, deleted("ivm_old")}});
+  EXPECT_TRUE(Lacks(sql, "v2.id = d.c0"));
+  EXPECT_TRUE(Has(sql, "ROW(v2.id, v2.amount) IS NOT DISTINCT FROM ROW(d.c0, d.c1)"));
+}
+
+// --- inner joins: linear delta rules ------------------------------------
+
+TEST(LinearJoin, OneChangedLeafJoinsItsDeltaWithTheOtherLeaf) {
+  const ViewPlan p = inner_join();
+  const std::string body = sql_body_delta(p, {{1, inserted("ivm_new")}}, p.outputs);
+  EXPECT_EQ(1u, terms(body, "l1.name").size());
+  EXPECT_TRUE(Has(body, "(public.customers l1 JOIN (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new) l2 "
+                        "ON l1.id = l2.customer_id)"));
+  EXPECT_TRUE(Has(body, "l2.__m::int8 AS __m"));
+  EXPECT_TRUE(Lacks(body, "UNION"));
+  EXPECT_TRUE(Lacks(body, "-__m"));
+  EXPECT_TRUE(Lacks(body, "public.orders"));
+}
+
+TEST(LinearJoin, TwoChangedLeavesTelescope) {
+  const ViewPlan p = inner_join();
+  const std::string body =
+      sql_body_delta(p, {{0, inserted("ivm_new_c")}, {1, inserted("ivm_new_o")}}, p.outputs);
+  const std::vector<std::string> t = terms(body, "l1.name");
+  ASSERT_EQ(2u, t.size()) << body;
+  // ΔL ⋈ R_old: the later leaf in its old state (now minus its delta).
+  EXPECT_TRUE(Has(t[0], "(SELECT id, name, 1::int8 AS __m FROM ivm_new_c) l1"));
+  EXPECT_TRUE(Has(t[0], "(SELECT customer_id, amount, 1::int8 AS __m FROM public.orders UNION ALL "
+                        "SELECT customer_id, amount, -__m FROM (SELECT customer_id, amount, 1::int8 AS __m "
+                        "FROM ivm_new_o) ivm_old) l2"));
+  EXPECT_TRUE(HasProduct(t[0], "l1.__m", "l2.__m"));
+  // L_new ⋈ ΔR: the earlier leaf as it is now.
+  EXPECT_TRUE(Has(t[1], "(public.customers l1 JOIN (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new_o) l2"));
+  EXPECT_TRUE(Has(t[1], "l2.__m::int8 AS __m"));
+  EXPECT_TRUE(Lacks(t[1], "-__m"));
+  EXPECT_TRUE(Has(t[0] + t[1], " UNION ALL SELECT l1.name AS c0"));
+}
+
+TEST(LinearJoin, SelfJoinWithBothOccurrencesChangedUsesOldStateOnce) {
+  const ViewPlan p = self_join();
+  const DeltaSource d = updated("ivm_new", "ivm_old");
+  const std::string body = sql_body_delta(p, {{0, d}, {1, d}}, p.outputs);
+  const std::vector<std::string> t = terms(body, "l1.id");
+  ASSERT_EQ(2u, t.size()) << body;
+  // First term: Δl1 ⋈ l2_old, where l2_old = emp UNION ALL -Δ.
+  EXPECT_EQ(1u, count(t[0], "-__m FROM ("));
+  EXPECT_TRUE(Has(t[0], "SELECT id, boss, 1::int8 AS __m FROM public.emp UNION ALL SELECT id, boss, -__m FROM ("));
+  EXPECT_TRUE(HasProduct(t[0], "l1.__m", "l2.__m"));
+  // Second term: l1_new ⋈ Δl2, reading emp as it is now.
+  EXPECT_EQ(0u, count(t[1], "-__m FROM ("));
+  EXPECT_TRUE(Has(t[1], "(public.emp l1 JOIN (SELECT id, boss, sum(__m)::int8 AS __m FROM (SELECT id, boss, 1 AS __m "
+                        "FROM ivm_new UNION ALL SELECT id, boss, -1 FROM ivm_old) ivm_u GROUP BY id, boss "
+                        "HAVING sum(__m) <> 0) l2 ON l1.boss = l2.id)"));
+  EXPECT_TRUE(Has(t[1], "l2.__m::int8 AS __m"));
+  // The two terms are summed.
+  EXPECT_TRUE(Has(body, " UNION ALL SELECT l1.id AS c0"));
+}
+
+TEST(LinearJoin, WhereAppliesToEveryTerm) {
+  ViewPlan p = inner_join();
+  p.where = "l2.amount > 10";
+  const std::string body = sql_body_delta(p, {{0, inserted("a")}, {1, inserted("b")}}, p.outputs);
+  EXPECT_EQ(2u, count(body, "WHERE (l2.amount > 10)"));
+}
+
+TEST(LinearJoin, PopulateJoinsCurrentRelations) {
+  const ViewPlan p = inner_join();
+  const std::vector<std::string> sql = sql_populate(p);
+  ASSERT_EQ(1u, sql.size());
+  EXPECT_TRUE(Has(sql[0], "INSERT INTO public.v_join SELECT l1.name, l2.amount FROM "
+                          "(public.customers l1 JOIN public.orders l2 ON l1.id = l2.customer_id)"));
+}
+
+// --- outer joins: affected-key recompute ---------------------------------
+
+TEST(OuterJoin, OneChangedLeafRecomputesAffectedKeys) {
+  const ViewPlan p = left_join();
+  const std::string body = sql_body_delta(p, {{1, inserted("ivm_new")}}, p.outputs);
+  // The affected keys come from the changed leaf's delta, without NULLs.
+  EXPECT_EQ(0u, body.find("WITH ivm_keys AS (SELECT DISTINCT k FROM ("));
+  EXPECT_TRUE(Has(body, "SELECT l2.customer_id AS k FROM (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new) l2"));
+  EXPECT_TRUE(Has(body, "ivm_k WHERE k IS NOT NULL)"));
+  EXPECT_TRUE(Lacks(body, "SELECT l1.id AS k"));
+  // New rows of those keys count +1, old rows -1.
+  EXPECT_TRUE(Has(body, "1::int8 AS __m FROM ("));
+  EXPECT_TRUE(Has(body, "-1::int8 AS __m FROM ("));
+  // Every leaf is restricted to the affected keys, in both states.
+  EXPECT_EQ(2u, count(body, "(SELECT id, name FROM public.customers l1 WHERE l1.id IN (SELECT k FROM ivm_keys))"));
+  EXPECT_TRUE(Has(body, "(SELECT customer_id, amount FROM public.orders l2 WHERE l2.customer_id IN (SELECT k FROM ivm_keys))"));
+  // The old state of the changed leaf: now EXCEPT ALL inserted, plus deleted.
+  EXPECT_EQ(1u, count(body, "EXCEPT ALL"));
+  EXPECT_TRUE(Has(body, "FROM public.orders l2 WHERE l2.customer_id IN (SELECT k FROM ivm_keys) EXCEPT ALL "
+                        "SELECT customer_id, amount FROM ("));
+  EXPECT_TRUE(Has(body, "generate_series(1, l2.__m) WHERE l2.__m > 0"));
+  EXPECT_TRUE(Has(body, "generate_series(1, -l2.__m) WHERE l2.__m < 0 AND l2.customer_id IN (SELECT k FROM ivm_keys)"));
+  // Rows with a NULL key pass through linearly, against empty other leaves.
+  EXPECT_EQ(1u, count(body, "IS NULL)"));
+  EXPECT_TRUE(Has(body, "(SELECT * FROM (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new) l2 "
+                        "WHERE l2.customer_id IS NULL) l2"));
+  EXPECT_TRUE(Has(body, "(SELECT id, name FROM public.customers WHERE false) l1"));
+  EXPECT_TRUE(Has(body, "l2.__m FROM ((SELECT id, name FROM public.customers WHERE false) l1 LEFT JOIN"));
+  // The outer join itself is kept in all three terms.
+  EXPECT_EQ(3u, count(body, " LEFT JOIN "));
+}
+
+TEST(OuterJoin, EachChangedLeafGetsOldStateAndNullKeyPassThrough) {
+  const ViewPlan p = left_join();
+  const std::string body =
+      sql_body_delta(p, {{0, updated("ivm_new_c", "ivm_old_c")}, {1, deleted("ivm_old_o")}}, p.outputs);
+  EXPECT_TRUE(Has(body, "SELECT l1.id AS k FROM ("));
+  EXPECT_TRUE(Has(body, "SELECT l2.customer_id AS k FROM ("));
+  EXPECT_TRUE(Before(body, "SELECT l1.id AS k FROM (", " UNION ALL SELECT l2.customer_id AS k FROM ("));
+  EXPECT_EQ(2u, count(body, "EXCEPT ALL"));
+  EXPECT_EQ(1u, count(body, "WHERE l1.id IS NULL) l1"));
+  EXPECT_EQ(1u, count(body, "WHERE l2.customer_id IS NULL) l2"));
+  EXPECT_EQ(2u, count(body, "WHERE false)"));
+  EXPECT_TRUE(Has(body, "l1.__m FROM "));
+  EXPECT_TRUE(Has(body, "l2.__m FROM "));
+  EXPECT_EQ(4u, count(body, " LEFT JOIN "));
+  // The linear rules' old state (UNION ALL -__m) is not used for outer joins.
+  EXPECT_TRUE(Lacks(body, "-__m FROM ("));
+}
+
+TEST(OuterJoin, SpjApplyConsolidatesTheRecomputedRows) {
+  const ViewPlan p = left_join();
+  const std::string sql = sql_spj_apply(p, {{0, inserted("ivm_new")}});
+  EXPECT_TRUE(Before(sql, "WITH d AS (", "WITH ivm_keys AS ("));
+  EXPECT_TRUE(Has(sql, "GROUP BY c0, c1 HAVING sum(__m) <> 0)"));
+}
+
+// --- key locks -----------------------------------------------------------
+
+TEST(LockKeys, EmptyWithoutKeylock) {
+  const ViewPlan single = spj_single();
+  EXPECT_EQ("", sql_lock_keys(single, {{0, inserted("ivm_new")}}));
+  ViewPlan join = inner_join();
+  join.keylock.clear();
+  EXPECT_EQ("", sql_lock_keys(join, {{0, inserted("a")}, {1, inserted("b")}}));
+}
+
+TEST(LockKeys, SortedUpsertOfTheChangedLeavesKeys) {
+  const ViewPlan p = inner_join();
+  const std::string sql = sql_lock_keys(p, {{1, inserted("ivm_new")}});
+  EXPECT_TRUE(Has(sql, "INSERT INTO ivm_state.keylock_1 (k) SELECT DISTINCT k FROM ("));
+  EXPECT_TRUE(Has(sql, "SELECT (l2.customer_id)::integer AS k FROM (SELECT customer_id, amount, 1::int8 AS __m "
+                       "FROM ivm_new) l2"));
+  EXPECT_TRUE(Lacks(sql, "l1.id"));
+  EXPECT_TRUE(Has(sql, "WHERE k IS NOT NULL"));
+  // Sorted, so concurrent writers queue instead of deadlocking; an upsert,
+  // so that a concurrent writer of the same key conflicts.
+  EXPECT_TRUE(Before(sql, " ORDER BY k", " ON CONFLICT (k) DO UPDATE SET k = EXCLUDED.k"));
+  EXPECT_TRUE(Lacks(sql, "true AS k"));
+}
+
+TEST(LockKeys, BothChangedLeavesContributeKeys) {
+  const ViewPlan p = inner_join();
+  const std::string sql = sql_lock_keys(p, {{0, deleted("ivm_old_c")}, {1, inserted("ivm_new_o")}});
+  EXPECT_EQ(2u, count(sql, "::integer AS k FROM ("));
+  EXPECT_TRUE(Has(sql, "(l1.id)::integer AS k FROM (SELECT id, name, -1::int8 AS __m FROM ivm_old_c) l1"));
+  EXPECT_TRUE(Has(sql, " UNION ALL SELECT (l2.customer_id)::integer AS k"));
+  EXPECT_TRUE(Has(sql, "ORDER BY k ON CONFLICT (k)"));
+}
+
+TEST(LockKeys, WithoutLeafKeysTheWholeViewLocksOnTrue) {
+  ViewPlan p = inner_join();
+  for (auto& l : p.leaves) l.key.clear();
+  p.key_type = "boolean";
+  const std::string sql = sql_lock_keys(p, {{0, inserted("ivm_new")}});
+  EXPECT_TRUE(Has(sql, "INSERT INTO ivm_state.keylock_1 (k)"));
+  EXPECT_TRUE(Has(sql, "(SELECT true AS k)"));
+  EXPECT_TRUE(Lacks(sql, "__m"));
+  EXPECT_TRUE(Lacks(sql, "ivm_new"));
+  EXPECT_TRUE(Has(sql, "ORDER BY k ON CONFLICT (k) DO UPDATE"));
+}
+
+// --- aggregates: state upsert --------------------------------------------
+
+TEST(AggUpsert, GroupedAlgebraicDeltas) {
+  const ViewPlan p = grouped_agg(true);
+  const std::string sql = sql_agg_upsert(p, {{0, inserted("ivm_new")}});
+  const std::string gd = slice(sql, "gd AS (", ", mm3 AS (");
+  ASSERT_FALSE(gd.empty()) << sql;
+  EXPECT_TRUE(Has(gd, "SELECT c0, sum(__m)::int8 AS __cnt"));
+  EXPECT_TRUE(Has(gd, " FROM d GROUP BY c0)"));
+  // COUNT(*): the sum of multiplicities; with FILTER, of the filtered rows.
+  EXPECT_TRUE(Has(gd, "coalesce(sum(__m), 0)::int8 AS a0"));
+  EXPECT_TRUE(Has(gd, "coalesce(sum(__m) FILTER (WHERE c6), 0)::int8 AS a6"));
+  // SUM/AVG: the signed sum, and the count of non-NULL inputs.
+  EXPECT_TRUE(Has(gd, "sum((c1)::numeric * __m) AS a1"));
+  EXPECT_TRUE(Has(gd, "coalesce(sum(__m) FILTER (WHERE c1 IS NOT NULL), 0)::int8 AS n1"));
+  EXPECT_TRUE(Has(gd, "sum((c2)::numeric * __m) AS a2"));
+  EXPECT_TRUE(Has(gd, "sum((c7)::interval * __m) AS a7"));
+  // BOOL_AND: true inputs and non-NULL inputs.
+  EXPECT_TRUE(Has(gd, "coalesce(sum(__m) FILTER (WHERE c5), 0)::int8 AS a5"));
+  EXPECT_TRUE(Has(gd, "coalesce(sum(__m) FILTER (WHERE c5 IS NOT NULL), 0)::int8 AS n5"));
+  // COUNT(DISTINCT) has no algebraic state.
+  EXPECT_TRUE(Lacks(sql, "AS a8"));
+  EXPECT_TRUE(Lacks(slice(sql, " INSERT INTO ", " SELECT "), "a8"));
+  // Updates add the deltas to the stored state.
+  EXPECT_TRUE(Has(sql, "__cnt = s.__cnt + EXCLUDED.__cnt"));
+  EXPECT_TRUE(Has(sql, "a0 = s.a0 + EXCLUDED.a0"));
+  EXPECT_TRUE(Has(sql, "n1 = s.n1 + EXCLUDED.n1"));
+  EXPECT_TRUE(Has(sql, "a1 = CASE WHEN s.n1 + EXCLUDED.n1 = 0 THEN NULL ELSE coalesce(s.a1 + EXCLUDED.a1, s.a1, EXCLUDED.a1) END"));
+  EXPECT_TRUE(Has(sql, "a5 = s.a5 + EXCLUDED.a5"));
+}
+
+TEST(AggUpsert, GroupedUpsertIsSortedByGroupAndConflictsOnGroup) {
+  const ViewPlan p = grouped_agg(false);
+  const std::string sql = sql_agg_upsert(p, {{0, updated("ivm_new", "ivm_old")}});
+  EXPECT_TRUE(Has(sql, "INSERT INTO ivm_state.state_1 AS s (g0, __cnt, "));
+  EXPECT_TRUE(Has(sql, "SELECT gd.c0, gd.__cnt, "));
+  EXPECT_TRUE(Has(sql, "WHERE gd.__cnt IS NOT NULL"));
+  EXPECT_TRUE(Has(sql, " ORDER BY gd.c0 ON CONFLICT (g0) DO UPDATE SET "));
+  EXPECT_TRUE(Has(sql, " RETURNING s.g0, s.__dirty"));
+}
+
+TEST(AggUpsert, SeveralGroupColumns) {
+  const ViewPlan p = two_group_agg();
+  const std::string sql = sql_agg_upsert(p, {{0, inserted("ivm_new")}});
+  EXPECT_TRUE(Has(sql, "GROUP BY c0, c1)"));
+  EXPECT_TRUE(Has(sql, " ORDER BY gd.c0, gd.c1 ON CONFLICT (g0, g1) DO UPDATE"));
+  EXPECT_TRUE(Has(sql, "RETURNING s.g0, s.g1, s.__dirty"));
+}
+
+TEST(AggUpsert, MinMaxLoseTheirExtremeOnlyWhenTheDeletedValueReachesIt) {
+  const ViewPlan p = grouped_agg(false);
+  const std::string sql = sql_agg_upsert(p, {{0, updated("ivm_new", "ivm_old")}});
+  // Net change per (group, value): an UPDATE that keeps the value is no delete.
+  EXPECT_TRUE(Has(sql, "mm3 AS (SELECT c0, min(v) FILTER (WHERE s < 0) AS del, min(v) FILTER (WHERE s > 0) AS ins "
+                       "FROM (SELECT c0, c3 AS v, sum(__m) AS s FROM d WHERE c3 IS NOT NULL GROUP BY c0, c3) x GROUP BY c0)"));
+  EXPECT_TRUE(Has(sql, "mm4 AS (SELECT c0, max(v) FILTER (WHERE s < 0) AS del, max(v) FILTER (WHERE s > 0) AS ins"));
+  EXPECT_TRUE(Has(sql, "LEFT JOIN mm3 ON (gd.c0 = mm3.c0 OR (gd.c0 IS NULL AND mm3.c0 IS NULL))"));
+  const std::string lost_min = "(EXCLUDED.d3 IS NOT NULL AND (s.a3 IS NULL OR EXCLUDED.d3 <= s.a3))";
+  const std::string lost_max = "(EXCLUDED.d4 IS NOT NULL AND (s.a4 IS NULL OR EXCLUDED.d4 >= s.a4))";
+  EXPECT_TRUE(Has(sql, "a3 = CASE WHEN " + lost_min + " THEN NULL ELSE LEAST(s.a3, EXCLUDED.a3) END"));
+  EXPECT_TRUE(Has(sql, "a4 = CASE WHEN " + lost_max + " THEN NULL ELSE GREATEST(s.a4, EXCLUDED.a4) END"));
+  const std::string dirty = slice(sql, "__dirty = (s.__dirty OR ", " RETURNING ");
+  ASSERT_FALSE(dirty.empty()) << sql;
+  EXPECT_TRUE(Has(dirty, lost_min));
+  EXPECT_TRUE(Has(dirty, lost_max));
+  // The deleted extreme is carried in d<i>, and cleared once used.
+  EXPECT_TRUE(Has(sql, "mm3.ins, mm3.del"));
+  EXPECT_TRUE(Has(sql, "d3 = NULL"));
+  // A new group is dirty when it already lost values.
+  EXPECT_TRUE(Has(sql, "(mm3.del IS NOT NULL OR mm4.del IS NOT NULL)"));
+}
+
+TEST(AggUpsert, RecomputeMarksEveryTouchedGroupDirty) {
+  const ViewPlan p = grouped_agg(true);
+  const std::string sql = sql_agg_upsert(p, {{0, inserted("ivm_new")}});
+  EXPECT_TRUE(Has(sql, "__dirty = true RETURNING"));
+  EXPECT_TRUE(Has(sql, ", true FROM gd"));
+  EXPECT_TRUE(Lacks(sql, "__dirty = (s.__dirty"));
+}
+
+TEST(AggUpsert, AlgebraicOnlyNeverDirty) {
+  const ViewPlan p = two_group_agg();
+  const std::string sql = sql_agg_upsert(p, {{0, deleted("ivm_old")}});
+  EXPECT_TRUE(Has(sql, "__dirty = s.__dirty RETURNING"));
+  EXPECT_TRUE(Has(sql, ", false FROM gd"));
+}
+
+TEST(AggUpsert, GlobalConflictsOnTheSingleKeyAndHasNoGroupBy) {
+  const ViewPlan p = global_agg();
+  const std::string sql = sql_agg_upsert(p, {{0, inserted("ivm_new")}});
+  EXPECT_TRUE(Has(sql, "INSERT INTO ivm_state.state_2 AS s (__k, __cnt, "));
+  EXPECT_TRUE(Has(sql, "SELECT true, gd.__cnt, "));
+  EXPECT_TRUE(Has(sql, "WHERE gd.__cnt IS NOT NULL"));
+  EXPECT_TRUE(Has(sql, " ON CONFLICT (__k) DO UPDATE SET "));
+  EXPECT_TRUE(Has(sql, "RETURNING s.__k, s.__dirty"));
+  EXPECT_TRUE(Lacks(sql, "ORDER BY"));
+  EXPECT_TRUE(Has(slice(sql, "gd AS (", ", mm3 AS ("), "FROM d)"));
+  // Only the MIN's value-level consolidation groups (by value alone).
+  EXPECT_EQ(1u, count(sql, "GROUP BY"));
+  EXPECT_TRUE(Has(sql, "FROM d WHERE c4 AND c3 IS NOT NULL GROUP BY c3) x)"));
+  EXPECT_TRUE(Has(sql, "LEFT JOIN mm3 ON true"));
+  // COUNT(x) FILTER counts non-NULL filtered inputs; BOOL_OR counts true ones.
+  EXPECT_TRUE(Has(sql, "coalesce(sum(__m) FILTER (WHERE c2 AND c1 IS NOT NULL), 0)::int8 AS a2"));
+  EXPECT_TRUE(Has(sql, "coalesce(sum(__m) FILTER (WHERE c5), 0)::int8 AS a4"));
+  EXPECT_TRUE(Has(sql, "coalesce(sum(__m) FILTER (WHERE c5 IS NOT NULL), 0)::int8 AS n4"));
+}
+
+TEST(AggUpsert, JoinBodyUsesTheLinearDelta) {
+  ViewPlan p = two_group_agg();
+  const ViewPlan j = inner_join();
+  p.leaves = j.leaves;
+  p.joins = j.joins;
+  p.root = j.root;
+  p.groups = {"l1.name", "l2.amount"};
+  const std::string sql = sql_agg_upsert(p, {{0, inserted("a")}, {1, inserted("b")}});
+  EXPECT_EQ(2u, terms(sql, "l1.name").size());
+  EXPECT_TRUE(HasProduct(sql, "l1.__m", "l2.__m"));
+}
+
+// --- aggregates: recompute and apply -------------------------------------
+
+TEST(AggRecompute, RecomputesOnlyNonAlgebraicAggregatesOfDirtyGroups) {
+  const ViewPlan p = grouped_agg(true);
+  const std::string sql = sql_agg_recompute(p);
+  EXPECT_EQ(0u, sql.find("UPDATE ivm_state.state_1 s SET "));
+  EXPECT_TRUE(Has(sql, "a3 = r.a3"));
+  EXPECT_TRUE(Has(sql, "a4 = r.a4"));
+  EXPECT_TRUE(Has(sql, "a8 = r.a8"));
+  EXPECT_TRUE(Has(sql, "__dirty = false"));
+  for (const char* algebraic : {"a0 = r.", "a1 = r.", "a2 = r.", "a5 = r.", "a6 = r.", "a7 = r."})
+    EXPECT_TRUE(Lacks(sql, algebraic));
+  EXPECT_TRUE(Has(sql, "pg_catalog.min(b.c3) AS a3"));
+  EXPECT_TRUE(Has(sql, "pg_catalog.max(b.c4) AS a4"));
+  EXPECT_TRUE(Has(sql, "pg_catalog.count(DISTINCT b.c8) AS a8"));
+  EXPECT_TRUE(Has(sql, ") b GROUP BY b.c0) r"));
+  EXPECT_TRUE(Has(sql, "WHERE s.__dirty AND (s.g0 = r.c0 OR (s.g0 IS NULL AND r.c0 IS NULL))"));
+  // Dirty groups are found by value (index friendly) ...
+  EXPECT_TRUE(Has(sql, "((l1.region) IN (SELECT g0 FROM ivm_groups WHERE __dirty))"));
+  // ... and groups with a NULL key behind a gate.
+  EXPECT_TRUE(Has(sql, "EXISTS (SELECT 1 FROM ivm_groups WHERE __dirty AND (g0 IS NULL))"));
+  EXPECT_TRUE(Has(sql, "ROW(g0) IS NOT DISTINCT FROM ROW(l1.region)"));
+}
+
+TEST(AggRecompute, KeepsTheViewWhereInBothBranches) {
+  ViewPlan p = grouped_agg(true);
+  p.where = "l1.amount > 0";
+  const std::string sql = sql_agg_recompute(p);
+  EXPECT_EQ(2u, count(sql, "WHERE ((l1.amount > 0) AND "));
+}
+
+TEST(AggRecompute, GlobalRecomputesTheSingleRowWhenDirty) {
+  const ViewPlan p = global_agg();
+  const std::string sql = sql_agg_recompute(p);
+  EXPECT_TRUE(Has(sql, "UPDATE ivm_state.state_2 s SET a3 = r.a3, __dirty = false"));
+  EXPECT_TRUE(Has(sql, "pg_catalog.min(b.c3) FILTER (WHERE b.c4) AS a3"));
+  EXPECT_TRUE(Has(sql, "WHERE EXISTS (SELECT 1 FROM ivm_groups WHERE __dirty)"));
+  EXPECT_TRUE(Lacks(sql, "GROUP BY"));
+  EXPECT_TRUE(Has(sql, "WHERE s.__dirty AND true"));
+}
+
+// BUG (src/plan/sqlgen.cpp, sql_agg_recompute): the body rows of the dirty
+// groups are read in two UNION ALL branches, "group IN (dirty groups)" and,
+// when some dirty group has a NULL key, "ROW(dirty group) IS NOT DISTINCT
+// FROM ROW(group)".  The second branch also matches the non-NULL dirty groups
+// the first one already read, so when a NULL group and a non-NULL group are
+// dirty in the same statement, the non-NULL group's rows are aggregated
+// twice.  MIN/MAX and COUNT/SUM(DISTINCT) hide it; sum(float8)/avg(float8)
+// (Recompute) double.  Reproduced on PostgreSQL 15 with the extension:
+//   CREATE TABLE t (g text, x float8);
+//   INSERT INTO t VALUES ('a', 1.5), ('a', 2.5), (NULL, 10);
+//   SELECT ivm.create_view('v', 'SELECT g, sum(x) AS s FROM t GROUP BY g');
+//   INSERT INTO t VALUES ('a', 1), (NULL, 1);
+//   -- v: ('a', 10) instead of ('a', 5).
+// The NULL-key branch must only read rows whose own group key has a NULL.
+TEST(AggRecompute, DISABLED_NullKeyBranchDoesNotRereadNonNullGroups) {
+  ViewPlan p = grouped_agg(true);
+  const std::string sql = sql_agg_recompute(p);
+  const std::string rows = slice(sql, "FROM (SELECT ", ") b GROUP BY");
+  const std::size_t split = rows.find(" UNION ALL ");
+  ASSERT_NE(std::string::npos, split) << sql;
+  const std::string null_branch = rows.substr(split);
+  // Any of these spellings restricts the branch to rows with a NULL group key.
+  const bool restricted = null_branch.find("l1.region IS NULL") != std::string::npos ||
+                          null_branch.find("(l1.region) IS NULL") != std::string::npos ||
+                          null_branch.find("NOT (ROW(l1.region) IS NOT NULL)") != std::string::npos;
+  EXPECT_TRUE(restricted) << "the NULL-key branch re-reads non-NULL dirty groups:\n  " << null_branch;
+}
+
+TEST(AggApply, GroupedReplacesTheAffectedGroupsRows) {
+  const ViewPlan p = grouped_agg(true);
+  const std::string sql = sql_agg_apply(p);
+  EXPECT_TRUE(Has(sql, "FROM ivm_state.state_1 s JOIN ivm_groups g ON (s.g0 = g.g0 OR (s.g0 IS NULL AND g.g0 IS NULL))"));
+  EXPECT_TRUE(Has(sql, "DELETE FROM public.v_sales v USING ivm_groups g WHERE (v.region = g.g0 OR (v.region IS NULL AND g.g0 IS NULL))"));
+  EXPECT_TRUE(Has(sql, "INSERT INTO public.v_sales SELECT f.g0, f.a0, f.a1, f.a2, f.a3, f.a4, f.a5, f.a6, f.a7, f.a8 FROM f WHERE f.__cnt > 0"));
+  // Groups that lost their last row leave the state too.
+  EXPECT_TRUE(Has(sql, "gc AS (DELETE FROM ivm_state.state_1 s USING ivm_groups g WHERE"));
+  EXPECT_TRUE(Has(sql, "AND s.__cnt = 0)"));
+  EXPECT_TRUE(Has(sql, "SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 AS __m FROM ins"));
+}
+
+TEST(AggApply, Finalization) {
+  const ViewPlan p = grouped_agg(true);
+  const std::string sql = sql_agg_apply(p);
+  EXPECT_TRUE(Has(sql, "s.a0 AS a0"));
+  EXPECT_TRUE(Has(sql, "CASE WHEN s.n1 > 0 THEN s.a1 END AS a1"));
+  // AVG divides numerically, AVG(interval) by a float8 count.
+  EXPECT_TRUE(Has(sql, "CASE WHEN s.n2 > 0 THEN s.a2::numeric / s.n2::numeric END AS a2"));
+  EXPECT_TRUE(Has(sql, "CASE WHEN s.n7 > 0 THEN s.a7 / s.n7::float8 END AS a7"));
+  EXPECT_TRUE(Lacks(sql, "s.a7::numeric"));
+  EXPECT_TRUE(Has(sql, "s.a3 AS a3"));
+  EXPECT_TRUE(Has(sql, "CASE WHEN s.n5 > 0 THEN s.a5 = s.n5 END AS a5"));
+  EXPECT_TRUE(Has(sql, "s.a8 AS a8"));
+  const std::string g = sql_agg_apply(global_agg());
+  EXPECT_TRUE(Has(g, "CASE WHEN s.n4 > 0 THEN s.a4 > 0 END AS a4"));
+}
+
+TEST(AggApply, HavingFiltersFinalizedRows) {
+  ViewPlan p = grouped_agg(false);
+  p.having = "f.a0 > 1";
+  EXPECT_TRUE(Has(sql_agg_apply(p), "FROM f WHERE f.__cnt > 0 AND (f.a0 > 1)"));
+  ViewPlan q = global_agg();
+  q.having = "f.a0 > 1";
+  EXPECT_TRUE(Has(sql_agg_apply(q), "FROM f WHERE (f.a0 > 1)"));
+}
+
+TEST(AggApply, GlobalReplacesTheSingleRowEvenWhenEmpty) {
+  const ViewPlan p = global_agg();
+  const std::string sql = sql_agg_apply(p);
+  EXPECT_TRUE(Has(sql, "DELETE FROM public.v_total v RETURNING v.*"));
+  EXPECT_TRUE(Has(sql, "FROM ivm_state.state_2 s)"));
+  EXPECT_TRUE(Lacks(sql, "ivm_groups"));
+  EXPECT_TRUE(Lacks(sql, "__cnt > 0"));  // count(*) = 0 still has a row
+  EXPECT_TRUE(Lacks(sql, "gc AS"));
+}
+
+// --- storage, populate, clear --------------------------------------------
+
+TEST(CreateStorage, GroupedStateTable) {
+  const ViewPlan p = grouped_agg(true);
+  const std::vector<std::string> sql = sql_create_storage(p);
+  ASSERT_EQ(3u, sql.size());
+  EXPECT_EQ(0u, sql[0].find("CREATE TABLE ivm_state.state_1 (g0 text, __cnt int8 NOT NULL, a0 bigint, "));
+  EXPECT_TRUE(Has(sql[0], "a1 numeric, n1 int8, a2 numeric, n2 int8"));
+  EXPECT_TRUE(Has(sql[0], "a3 integer, d3 integer, a4 integer, d4 integer"));
+  EXPECT_TRUE(Has(sql[0], "a5 bigint, n5 int8, a6 bigint, a7 interval, n7 int8, a8 bigint, "));
+  EXPECT_TRUE(Lacks(sql[0], "n0 "));
+  EXPECT_TRUE(Lacks(sql[0], "n8"));
+  EXPECT_TRUE(Lacks(sql[0], "__k"));
+  EXPECT_TRUE(Has(sql[0], "__dirty boolean NOT NULL DEFAULT false)"));
+  EXPECT_EQ("CREATE UNIQUE INDEX ON ivm_state.state_1 (g0) NULLS NOT DISTINCT", sql[1]);
+  EXPECT_EQ("CREATE INDEX ON public.v_sales (region)", sql[2]);
+}
+
+TEST(CreateStorage, SeveralGroupsShareOneUniqueIndex) {
+  const std::vector<std::string> sql = sql_create_storage(two_group_agg());
+  ASSERT_EQ(3u, sql.size());
+  EXPECT_TRUE(Has(sql[0], "(g0 text, g1 integer, __cnt int8 NOT NULL"));
+  EXPECT_TRUE(Has(sql[1], "CREATE UNIQUE INDEX ON ivm_state.state_3 (g0, g1) NULLS NOT DISTINCT"));
+  EXPECT_TRUE(Has(sql[2], "CREATE INDEX ON public.v_ry (region, year)"));
+}
+
+TEST(CreateStorage, GlobalStateHasASingleKeyRow) {
+  const std::vector<std::string> sql = sql_create_storage(global_agg());
+  ASSERT_EQ(2u, sql.size());
+  EXPECT_EQ(0u, sql[0].find("CREATE TABLE ivm_state.state_2 (__k boolean NOT NULL DEFAULT true, __cnt int8 NOT NULL"));
+  EXPECT_TRUE(Has(sql[0], "a3 numeric, d3 numeric"));
+  EXPECT_TRUE(Has(sql[0], "a4 bigint, n4 int8"));
+  EXPECT_EQ("CREATE UNIQUE INDEX ON ivm_state.state_2 (__k) NULLS NOT DISTINCT", sql[1]);
+}
+
+TEST(CreateStorage, SpjIndexesTheLocatorAndCreatesTheKeylock) {
+  const std::vector<std::string> single = sql_create_storage(spj_single());
+  ASSERT_EQ(1u, single.size());
+  EXPECT_EQ("CREATE INDEX ON public.v_spj (id)", single[0]);
+  const std::vector<std::string> join = sql_create_storage(inner_join());
+  ASSERT_EQ(2u, join.size());
+  EXPECT_EQ("CREATE INDEX ON public.v_join (name)", join[0]);
+  EXPECT_EQ("CREATE TABLE ivm_state.keylock_1 (k integer PRIMARY KEY)", join[1]);
+}
+
+TEST(Populate, GlobalAggregateHasNoGroupBy) {
+  const std::vector<std::string> sql = sql_populate(global_agg());
+  ASSERT_EQ(2u, sql.size());
+  EXPECT_TRUE(Has(sql[0], "INSERT INTO ivm_state.state_2 (__k, __cnt, a0, a1, n1, a2, a3, a4, n4) SELECT true, count(*), "));
+  EXPECT_TRUE(Lacks(sql[0], "GROUP BY"));
+  EXPECT_TRUE(Has(sql[0], "count(b.c1) FILTER (WHERE b.c2)"));
+  EXPECT_TRUE(Has(sql[0], "pg_catalog.min(b.c3) FILTER (WHERE b.c4)"));
+  EXPECT_TRUE(Has(sql[0], "count(*) FILTER (WHERE b.c5)"));
+  EXPECT_TRUE(Has(sql[1], "INSERT INTO public.v_total SELECT f.a0, f.a1, f.a2, f.a3, f.a4 FROM (SELECT s.__k, "));
+  EXPECT_TRUE(Lacks(sql[1], "__cnt > 0"));
+}
+
+TEST(Populate, GroupedAggregateGroupsByTheGroupColumns) {
+  const std::vector<std::string> sql = sql_populate(grouped_agg(true));
+  ASSERT_EQ(2u, sql.size());
+  EXPECT_TRUE(Has(sql[0], "INSERT INTO ivm_state.state_1 (g0, __cnt, a0, a1, n1, a2, n2, a3, a4, a5, n5, a6, a7, n7, a8) "
+                          "SELECT b.c0, count(*), count(*), "));
+  EXPECT_TRUE(Has(sql[0], "sum((b.c1)::numeric), count(b.c1)"));
+  EXPECT_TRUE(Has(sql[0], "count(*) FILTER (WHERE b.c6)"));
+  EXPECT_TRUE(Has(sql[0], "pg_catalog.count(DISTINCT b.c8)"));
+  EXPECT_TRUE(Has(sql[0], "FROM (SELECT l1.region AS c0, l1.amount AS c1, "));
+  EXPECT_TRUE(Has(sql[0], "FROM public.sales l1) b GROUP BY b.c0"));
+  EXPECT_TRUE(Has(sql[1], "WHERE f.__cnt > 0"));
+}
+
+TEST(Populate, CountStarOnlyReadsNoColumns) {
+  ViewPlan p = global_agg();
+  p.aggs.resize(1);
+  p.finals = {"f.a0"};
+  const std::vector<std::string> sql = sql_populate(p);
+  EXPECT_TRUE(Has(sql[0], "FROM (SELECT 1 AS c FROM public.orders l1) b"));
+  EXPECT_TRUE(Has(sql_body_rows(p, {}), "SELECT 1 AS c FROM public.orders l1"));
+}
+
+TEST(Populate, SpjAppliesWhere) {
+  const std::vector<std::string> sql = sql_populate(spj_single());
+  ASSERT_EQ(1u, sql.size());
+  EXPECT_EQ("INSERT INTO public.v_spj SELECT l1.id, l1.amount FROM public.orders l1 WHERE (l1.amount > 0)", sql[0]);
+}
+
+TEST(Clear, DeletesViewAndState) {
+  EXPECT_EQ(std::vector<std::string>{"DELETE FROM public.v_spj"}, sql_clear(spj_single()));
+  EXPECT_EQ((std::vector<std::string>{"DELETE FROM public.v_total", "DELETE FROM ivm_state.state_2"}),
+            sql_clear(global_agg()));
+}
+
+// --- plan properties and explain -----------------------------------------
+
+TEST(Plan, NeedsRecomputeAndGlobal) {
+  EXPECT_TRUE(grouped_agg(false).needs_recompute());  // MIN/MAX
+  EXPECT_TRUE(grouped_agg(true).needs_recompute());
+  EXPECT_FALSE(two_group_agg().needs_recompute());
+  EXPECT_FALSE(spj_single().needs_recompute());
+  EXPECT_TRUE(global_agg().global());
+  EXPECT_FALSE(grouped_agg(true).global());
+  EXPECT_FALSE(spj_single().global());  // no aggregate, no groups: not global
+}
+
+TEST(Explain, DescribesPlanAndMaintenance) {
+  const std::string outer = explain(left_join());
+  EXPECT_TRUE(Has(outer, "Left Join on l1.id = l2.customer_id"));
+  EXPECT_TRUE(Has(outer, "Scan public.customers l1 key l1.id"));
+  EXPECT_TRUE(Has(outer, "affected-key recompute over outer joins"));
+  EXPECT_TRUE(Has(outer, "writers serialize per join key"));
+  EXPECT_TRUE(Has(outer, "1. lock keys: INSERT INTO ivm_state.keylock_1"));
+  const std::string single = explain(spj_single());
+  EXPECT_TRUE(Has(single, "Project"));
+  EXPECT_TRUE(Has(single, "linear delta rules"));
+  EXPECT_TRUE(Lacks(single, "lock keys"));
+  const std::string agg = explain(grouped_agg(true));
+  EXPECT_TRUE(Has(agg, "a8: recompute pg_catalog.count distinct(l1.customer)"));
+  EXPECT_TRUE(Has(agg, "3. recompute dirty groups: UPDATE"));
+  EXPECT_TRUE(Lacks(explain(two_group_agg()), "recompute dirty groups"));
+}
+
+}  // namespace
+}  // namespace ivm::plan
