@@ -1,5 +1,6 @@
 // functions.cpp: the SQL-callable API.  Thin: check arguments, delegate.
 #include "apply/maintain.hpp"
+#include "capture/statement.hpp"
 #include "catalog/catalog.hpp"
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
@@ -20,7 +21,10 @@ std::string text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
 }
 
 void on_xact(XactEvent event, void*) {
-  if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) apply::MaintenanceScope::reset();
+  if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+    apply::MaintenanceScope::reset();
+    capture::reset();
+  }
 }
 
 void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
@@ -32,6 +36,7 @@ void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
 void _PG_init(void) {
   RegisterXactCallback(on_xact, nullptr);
   RegisterSubXactCallback(on_subxact, nullptr);
+  capture::install_hooks();
 }
 
 IVM_FUNCTION(ivm_create_view) {

@@ -4,6 +4,7 @@
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -42,14 +43,25 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
 
 }  // namespace
 
-void propagate(pg::Spi& spi, std::uint32_t base, const plan::DeltaSource& source) {
-  std::vector<catalog::Dependent> views = catalog::dependents(spi, base);
+void propagate(pg::Spi& spi, const Changed& changes) {
+  std::vector<catalog::Dependent> views;
+  for (const auto& [base, source] : changes) {
+    (void)source;
+    for (auto& v : catalog::dependents(spi, base)) {
+      bool seen = false;
+      for (const auto& w : views) seen = seen || w.oid == v.oid;
+      if (!seen) views.push_back(std::move(v));
+    }
+  }
   if (views.empty()) return;
+  if (changes.size() > 1)
+    std::stable_sort(views.begin(), views.end(),
+                     [](const catalog::Dependent& a, const catalog::Dependent& b) { return a.level < b.level; });
   std::set<std::uint32_t> read_by_views;
   for (const auto& v : views)
     for (const auto& l : v.plan.leaves)
       if (l.is_view) read_by_views.insert(l.relid);
-  std::map<std::uint32_t, plan::DeltaSource> changed{{base, source}};
+  Changed changed = changes;
   MaintenanceScope scope;
   for (const auto& v : views) {
     plan::Changes c;

@@ -4,6 +4,7 @@
 #include "pg/spi.hpp"
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace ivm::apply {
@@ -20,11 +21,16 @@ class MaintenanceScope {
   static void reset();  // at transaction abort
 };
 
-// propagate: applies the change of base relation `base` (readable through
-// `source`) to every immediate view that depends on it, directly or through
-// other views, in dependency order; each view's own change is handed to the
-// views that read it as an ephemeral relation.
-void propagate(pg::Spi& spi, std::uint32_t base, const plan::DeltaSource& source);
+// Changed: base relations changed by a statement, with where to read each change.
+using Changed = std::map<std::uint32_t, plan::DeltaSource>;
+
+// propagate: applies the changes of base relations to every immediate view
+// that depends on them, directly or through other views, in dependency
+// order; each view's own change is handed to the views that read it as an
+// ephemeral relation.  When several base relations changed together, each
+// view sees them all at once (the join rules' telescoping sum), which is
+// what keeps a view exact when one statement changed two of its tables.
+void propagate(pg::Spi& spi, const Changed& changes);
 
 // refresh: rebuilds one view (and its state) from scratch, then every view
 // that reads it.  Returns the view's row count.

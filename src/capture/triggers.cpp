@@ -3,6 +3,7 @@
 // view that reads the table; a BEFORE trigger on each view table refuses
 // direct changes by users.
 #include "apply/maintain.hpp"
+#include "capture/statement.hpp"
 #include "pg/spi.hpp"
 
 using namespace ivm;
@@ -20,8 +21,9 @@ IVM_FUNCTION(ivm_capture) {
     apply::refresh_dependents(spi, relid);
   } else {
     spi.register_trigger_data(td);
+    if (capture::buffer_if_nested(spi, td)) return PointerGetDatum(nullptr);
     plan::DeltaSource source{td->tg_newtable ? "ivm_new" : "", td->tg_oldtable ? "ivm_old" : "", ""};
-    apply::propagate(spi, relid, source);
+    apply::propagate(spi, {{relid, source}});
   }
   return PointerGetDatum(nullptr);
 }

@@ -96,16 +96,18 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation, bool imm
   spi.exec(
       "WITH RECURSIVE r(viewid) AS (SELECT viewid FROM ivm.dependencies WHERE relid = " + oid_text(relation) +
       " UNION SELECT d.viewid FROM ivm.dependencies d JOIN r ON d.relid = r.viewid) "
-      "SELECT v.viewid, v.xmin::text, v.mode = 'immediate' FROM ivm.views v JOIN r USING (viewid) "
+      "SELECT v.viewid, v.xmin::text, v.mode = 'immediate', v.level FROM ivm.views v JOIN r USING (viewid) "
       "ORDER BY v.level, v.viewid");
   struct Row {
     std::uint32_t oid;
     std::string version;
     bool immediate;
+    int level;
   };
   std::vector<Row> rows;
   for (uint64 i = 0; i < spi.rows(); ++i)
-    rows.push_back({static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))), spi.text(i, 2), spi.boolean(i, 3)});
+    rows.push_back({static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))), spi.text(i, 2), spi.boolean(i, 3),
+                    std::stoi(spi.text(i, 4))});
   std::vector<Dependent> out;
   auto& cache = plan_cache();
   for (const Row& r : rows) {
@@ -115,7 +117,7 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation, bool imm
       cache[r.oid] = CachedPlan{r.version, load_plan(spi, r.oid)};
       it = cache.find(r.oid);
     }
-    out.push_back({r.oid, it->second.plan});
+    out.push_back({r.oid, r.level, it->second.plan});
   }
   return out;
 }

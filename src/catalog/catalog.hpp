@@ -12,6 +12,7 @@ namespace ivm::catalog {
 
 struct Dependent {
   std::uint32_t oid;
+  int level;
   plan::ViewPlan plan;
 };
 

@@ -88,19 +88,36 @@ int Spi::column(const char* name) const {
 }
 
 void Spi::capture(const std::string& name) {
+  Tuplestorestate* store = nullptr;
+  TupleDesc desc = nullptr;
+  append_result(cxt_, store, desc);
+  register_store(name, store, desc);
+}
+
+void Spi::append_result(MemoryContext cxt, Tuplestorestate*& store, TupleDesc& desc) {
   pg_call([&] {
     SPITupleTable* tt = SPI_tuptable;
     uint64 n = SPI_processed;
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    if (!store) {
+      store = tuplestore_begin_heap(false, false, work_mem);
+      desc = CreateTupleDescCopy(tt->tupdesc);
+    }
+    for (uint64 i = 0; i < n; i++) tuplestore_puttuple(store, tt->vals[i]);
+    MemoryContextSwitchTo(old);
+  });
+}
+
+void Spi::register_store(const std::string& name, Tuplestorestate* store, TupleDesc desc) {
+  pg_call([&] {
     SPI_unregister_relation(name.c_str());
     MemoryContext old = MemoryContextSwitchTo(cxt_);
-    Tuplestorestate* store = tuplestore_begin_heap(false, false, work_mem);
-    for (uint64 i = 0; i < n; i++) tuplestore_puttuple(store, tt->vals[i]);
     auto* enr = static_cast<EphemeralNamedRelation>(palloc0(sizeof(EphemeralNamedRelationData)));
     enr->md.name = pstrdup(name.c_str());
     enr->md.reliddesc = InvalidOid;
-    enr->md.tupdesc = CreateTupleDescCopy(tt->tupdesc);
+    enr->md.tupdesc = desc;
     enr->md.enrtype = ENR_NAMED_TUPLESTORE;
-    enr->md.enrtuples = static_cast<double>(n);
+    enr->md.enrtuples = static_cast<double>(tuplestore_tuple_count(store));
     enr->reldata = store;
     MemoryContextSwitchTo(old);
     if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER) elog(ERROR, "could not register relation %s", enr->md.name);

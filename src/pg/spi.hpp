@@ -34,6 +34,11 @@ class Spi {
   // readable by later statements on this connection; replaces any earlier
   // relation of that name.
   void capture(const std::string& name);
+  // append_result: appends the last result's rows to `store` (created in
+  // `cxt` on first use, with its row type saved in `desc`).
+  void append_result(MemoryContext cxt, Tuplestorestate*& store, TupleDesc& desc);
+  // register_store: makes a tuplestore readable as relation `name`.
+  void register_store(const std::string& name, Tuplestorestate* store, TupleDesc desc);
   // register_trigger_data: makes a trigger's transition tables readable.
   void register_trigger_data(TriggerData* td);
 

@@ -1,0 +1,210 @@
+// statement.cpp: executor hooks tracking statement nesting, and the buffer of
+// changes maintained when their enclosing statement finishes.
+#include "apply/maintain.hpp"  // plan headers first: they refuse to follow postgres.h
+#include "capture/statement.hpp"
+
+#include <map>
+
+namespace ivm::capture {
+
+namespace {
+
+// Frame: one ExecutorRun or ExecutorFinish in progress.  A fixed array: the
+// hooks run in C frames, where nothing may throw.
+struct Frame {
+  QueryDesc* query;
+  bool modifies;  // INSERT/UPDATE/DELETE/MERGE, or a data-modifying CTE
+  bool multi;     // several tables may change in this one statement
+};
+constexpr int kMaxFrames = 1024;
+Frame frames[kMaxFrames];
+int depth = 0;
+
+struct Stores {
+  Tuplestorestate* inserted = nullptr;
+  Tuplestorestate* deleted = nullptr;
+  TupleDesc inserted_desc = nullptr;
+  TupleDesc deleted_desc = nullptr;
+};
+
+struct Pending {
+  MemoryContext cxt = nullptr;
+  std::map<std::uint32_t, Stores> changes;
+};
+
+std::map<QueryDesc*, Pending>& pending() {
+  static std::map<QueryDesc*, Pending> p;
+  return p;
+}
+
+ExecutorRun_hook_type prev_run = nullptr;
+ExecutorFinish_hook_type prev_finish = nullptr;
+
+void push(QueryDesc* q) {
+  if (depth >= kMaxFrames) elog(ERROR, "ivm: statements nested too deeply");
+  bool modifies = q->operation != CMD_SELECT || (q->plannedstmt && q->plannedstmt->hasModifyingCTE);
+  frames[depth++] = Frame{q, modifies, q->plannedstmt && q->plannedstmt->hasModifyingCTE};
+}
+
+void drop_pending(QueryDesc* q) noexcept {
+  auto& p = pending();
+  auto it = p.find(q);
+  if (it != p.end()) p.erase(it);  // its memory belongs to the (aborting) transaction
+}
+
+// flush: maintains every buffered change of statement q together.
+void flush(QueryDesc* q) {
+  auto& all = pending();
+  auto it = all.find(q);
+  if (it == all.end()) return;
+  Pending p = std::move(it->second);
+  all.erase(it);
+  pg::Spi spi;
+  pg::PinnedSearchPath pinned;
+  apply::Changed changed;
+  for (const auto& [relid, st] : p.changes) {
+    plan::DeltaSource d;
+    std::string base = "ivm_pending_" + std::to_string(relid);
+    if (st.inserted) {
+      d.inserted = base + "_new";
+      spi.register_store(d.inserted, st.inserted, st.inserted_desc);
+    }
+    if (st.deleted) {
+      d.deleted = base + "_old";
+      spi.register_store(d.deleted, st.deleted, st.deleted_desc);
+    }
+    changed[relid] = d;
+  }
+  apply::propagate(spi, changed);
+  pg::pg_call([&] { MemoryContextDelete(p.cxt); });
+}
+
+// flush_boundary: flush, with C++ exceptions turned into an ereport once the
+// C++ frames are gone (we are called from a C hook).
+void flush_boundary(QueryDesc* q) {
+  std::exception_ptr failure;
+  try {
+    flush(q);
+    return;
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  pg::raise(std::move(failure));
+}
+
+void ivm_executor_run(QueryDesc* q, ScanDirection direction, uint64 count, bool execute_once) {
+  push(q);
+  PG_TRY();
+  {
+    if (prev_run)
+      prev_run(q, direction, count, execute_once);
+    else
+      standard_ExecutorRun(q, direction, count, execute_once);
+  }
+  PG_FINALLY();
+  { depth--; }
+  PG_END_TRY();
+}
+
+void ivm_executor_finish(QueryDesc* q) {
+  push(q);
+  PG_TRY();
+  {
+    if (prev_finish)
+      prev_finish(q);
+    else
+      standard_ExecutorFinish(q);
+    // Every trigger of the statement has fired: maintain what it buffered.
+    if (pending().count(q)) flush_boundary(q);
+  }
+  PG_CATCH();
+  {
+    depth--;
+    drop_pending(q);
+    PG_RE_THROW();
+  }
+  PG_END_TRY();
+  depth--;
+}
+
+}  // namespace
+
+void install_hooks() {
+  prev_run = ExecutorRun_hook;
+  ExecutorRun_hook = ivm_executor_run;
+  prev_finish = ExecutorFinish_hook;
+  ExecutorFinish_hook = ivm_executor_finish;
+}
+
+void reset() {
+  depth = 0;
+  pending().clear();
+}
+
+namespace {
+
+// targets: whether relation relid is a result relation of statement q.
+bool targets(QueryDesc* q, Oid relid) {
+  if (!q->plannedstmt) return false;
+  ListCell* lc;
+  foreach (lc, q->plannedstmt->resultRelations) {
+    RangeTblEntry* rte = rt_fetch(lfirst_int(lc), q->plannedstmt->rtable);
+    if (rte->relid == relid) return true;
+  }
+  return false;
+}
+
+// may_cascade: whether changing rel can change other tables within the same
+// statement: foreign-key actions and user triggers (ivm's own triggers and
+// foreign-key checks only read).
+bool may_cascade(Relation rel) {
+  TriggerDesc* desc = rel->trigdesc;
+  if (!desc) return false;
+  for (int i = 0; i < desc->numtriggers; i++) {
+    const Trigger& t = desc->triggers[i];
+    if (strncmp(t.tgname, "ivm_", 4) == 0) continue;
+    if (t.tgfoid == F_RI_FKEY_CHECK_INS || t.tgfoid == F_RI_FKEY_CHECK_UPD) continue;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool buffer_if_nested(pg::Spi& spi, TriggerData* td) {
+  // Statement triggers fire inside the ExecutorFinish of the statement that
+  // queued them (the top frame).  Their change belongs to a larger statement
+  // when (1) an enclosing data-modifying statement is still under way below
+  // the top frame (a trigger's or function's own DML), or (2) the top
+  // statement did not target this table itself (a foreign-key action, whose
+  // triggers fire in the outer statement), or (3) the top statement may
+  // still change other tables (a data-modifying CTE, cascading foreign keys,
+  // user triggers), or already buffered something.
+  Oid relid = RelationGetRelid(td->tg_relation);
+  QueryDesc* target = nullptr;
+  for (int i = 0; i < depth - 1 && !target; ++i)
+    if (frames[i].modifies) target = frames[i].query;
+  if (!target && depth > 0) {
+    const Frame& top = frames[depth - 1];
+    bool joint = pg::pg_call([&] {
+      return top.modifies && (top.multi || !targets(top.query, relid) || may_cascade(td->tg_relation));
+    });
+    if (joint || pending().count(top.query)) target = top.query;
+  }
+  if (!target) return false;
+  Pending& p = pending()[target];
+  if (!p.cxt)
+    p.cxt = pg::pg_call([] { return AllocSetContextCreate(TopTransactionContext, "ivm pending changes", ALLOCSET_DEFAULT_SIZES); });
+  Stores& st = p.changes[relid];
+  if (td->tg_newtable) {
+    spi.exec_once("SELECT * FROM ivm_new");  // not cached: the row type differs per table
+    spi.append_result(p.cxt, st.inserted, st.inserted_desc);
+  }
+  if (td->tg_oldtable) {
+    spi.exec_once("SELECT * FROM ivm_old");
+    spi.append_result(p.cxt, st.deleted, st.deleted_desc);
+  }
+  return true;
+}
+
+}  // namespace ivm::capture
