@@ -28,6 +28,40 @@ std::map<std::uint32_t, CachedPlan>& plan_cache() {
   return cache;
 }
 
+// The views depending on each base relation, per backend.  Every change to
+// ivm's catalog sends a relcache invalidation for ivm.views (see
+// invalidate()), which empties this cache in every backend at commit, so the
+// trigger path needs no catalog query in the steady state.
+std::map<std::pair<std::uint32_t, bool>, std::vector<Dependent>>& dependents_cache() {
+  static std::map<std::pair<std::uint32_t, bool>, std::vector<Dependent>> cache;
+  return cache;
+}
+Oid views_relid = InvalidOid;
+bool callback_registered = false;
+
+void on_relcache(Datum, Oid relid) {
+  if (relid == InvalidOid || relid == views_relid) {
+    dependents_cache().clear();
+    plan_cache().clear();
+  }
+}
+
+void watch_catalog() {
+  if (callback_registered && OidIsValid(views_relid)) return;
+  pg::pg_call([] {
+    views_relid = get_relname_relid("views", get_namespace_oid("ivm", false));
+    if (!callback_registered) CacheRegisterRelcacheCallback(on_relcache, (Datum)0);
+  });
+  callback_registered = true;
+}
+
+// invalidate: tells every backend (and this one) that ivm's catalog changed.
+void invalidate() {
+  watch_catalog();
+  pg::pg_call([] { CacheInvalidateRelcacheByRelid(views_relid); });
+  dependents_cache().clear();
+}
+
 const char* kTriggers[][2] = {
     {"ivm_capture_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS ivm_new"},
     {"ivm_capture_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS ivm_old NEW TABLE AS ivm_new"},
@@ -93,6 +127,10 @@ std::string definition(pg::Spi& spi, std::uint32_t view) {
 }
 
 std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation, bool immediate_only) {
+  watch_catalog();
+  auto key = std::make_pair(relation, immediate_only);
+  auto cached = dependents_cache().find(key);
+  if (cached != dependents_cache().end()) return cached->second;
   spi.exec(
       "WITH RECURSIVE r(viewid) AS (SELECT viewid FROM ivm.dependencies WHERE relid = " + oid_text(relation) +
       " UNION SELECT d.viewid FROM ivm.dependencies d JOIN r ON d.relid = r.viewid) "
@@ -119,6 +157,7 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation, bool imm
     }
     out.push_back({r.oid, r.level, it->second.plan});
   }
+  dependents_cache()[key] = out;
   return out;
 }
 
@@ -192,6 +231,7 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
                   oid_text(r) + ", " + (is_view(spi, r) ? "true" : "false") + ")");
   for (std::uint32_t i : internals)
     spi.exec_once("UPDATE ivm.views SET parent = " + oid_text(oid) + " WHERE viewid = " + oid_text(i));
+  invalidate();
   apply::MaintenanceScope scope;
   for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
   return oid;
@@ -215,6 +255,7 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
   for (uint64 i = 0; i < spi.rows(); ++i) children.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   spi.exec_once("DELETE FROM ivm.dependencies WHERE viewid = " + oid_text(view));
   spi.exec_once("DELETE FROM ivm.views WHERE viewid = " + oid_text(view));
+  invalidate();
   pg::PinnedSearchPath pinned;
   spi.exec_once("DROP TABLE IF EXISTS " + p.name);
   if (!p.state.empty()) spi.exec_once("DROP TABLE IF EXISTS " + p.state);
