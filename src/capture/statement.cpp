@@ -42,8 +42,15 @@ ExecutorFinish_hook_type prev_finish = nullptr;
 
 void push(QueryDesc* q) {
   if (depth >= kMaxFrames) elog(ERROR, "ivm: statements nested too deeply");
-  bool modifies = q->operation != CMD_SELECT || (q->plannedstmt && q->plannedstmt->hasModifyingCTE);
-  frames[depth++] = Frame{q, modifies, q->plannedstmt && q->plannedstmt->hasModifyingCTE};
+  PlannedStmt* ps = q->plannedstmt;
+  bool cte = ps && ps->hasModifyingCTE;
+  bool modifies = q->operation != CMD_SELECT || cte;
+  // INSERT ... ON CONFLICT DO UPDATE and MERGE fire several statement
+  // triggers (insert, update, delete) on one table: their changes belong
+  // together as much as those of a data-modifying CTE.
+  bool upsert = ps && ps->planTree && IsA(ps->planTree, ModifyTable) &&
+                reinterpret_cast<ModifyTable*>(ps->planTree)->onConflictAction == ONCONFLICT_UPDATE;
+  frames[depth++] = Frame{q, modifies, cte || upsert || q->operation == CMD_MERGE};
 }
 
 void drop_pending(QueryDesc* q) noexcept {
