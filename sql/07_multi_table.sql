@@ -48,4 +48,18 @@ TABLE per_parent ORDER BY id;
 DELETE FROM parent;
 SELECT chk_all();
 TABLE per_parent ORDER BY id;
+-- INSERT ... ON CONFLICT DO UPDATE and MERGE change the same table through several
+-- statement triggers (insert and update); a self-join sees both parts at once.
+CREATE TABLE o (id int PRIMARY KEY, cid int, st text);
+INSERT INTO o VALUES (1, 8, 'x');
+SELECT mk('same_status', 'SELECT a.id, b.id AS id2 FROM o a JOIN o b
+                           ON a.cid = b.cid AND a.st = b.st AND a.id < b.id');
+INSERT INTO o VALUES (1, 8, 'y'), (2, 8, 'y') ON CONFLICT (id) DO UPDATE SET st = excluded.st;
+SELECT chk_all();
+TABLE same_status ORDER BY id, id2;
+MERGE INTO o USING (VALUES (2, 9, 'y'), (3, 8, 'y')) s(id, cid, st) ON o.id = s.id
+WHEN MATCHED THEN UPDATE SET cid = s.cid
+WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.cid, s.st);
+SELECT chk_all();
+TABLE same_status ORDER BY id, id2;
 RESET search_path;
