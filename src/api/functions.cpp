@@ -79,3 +79,36 @@ IVM_FUNCTION(ivm_explain) {
   }
   return pg::pg_call([&] { return PointerGetDatum(cstring_to_text(text.c_str())); });
 }
+
+IVM_FUNCTION(ivm_apply_deltas) {
+  pg::Spi spi;
+  std::uint32_t view = PG_ARGISNULL(0) ? 0 : catalog::lookup(spi, text_arg(fcinfo, 0, "view name"));
+  TimestampTz start = GetCurrentTimestamp();
+  std::uint64_t rows = apply::apply_deltas(spi, view);
+  long secs = 0;
+  int usecs = 0;
+  TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+  std::string duration = std::to_string(secs) + " seconds " + std::to_string(usecs) + " microseconds";
+  spi.exec_once("INSERT INTO ivm.apply_stats AS s (viewid, last_apply, last_duration, applies) "
+                "SELECT viewid, pg_catalog.now(), '" + duration + "'::interval, 1 FROM ivm.views WHERE mode = 'deferred'" +
+                (view ? " AND viewid = " + std::to_string(view) : std::string()) +
+                " ON CONFLICT (viewid) DO UPDATE SET last_apply = EXCLUDED.last_apply, "
+                "last_duration = EXCLUDED.last_duration, applies = s.applies + 1");
+  PG_RETURN_INT64(static_cast<int64>(rows));
+}
+
+IVM_FUNCTION(ivm_set_mode) {
+  std::string name = text_arg(fcinfo, 0, "view name");
+  std::string mode = text_arg(fcinfo, 1, "mode");
+  pg::Spi spi;
+  std::uint32_t view = catalog::lookup(spi, name);
+  std::string old = catalog::view_mode(spi, view);
+  if (old != mode) {
+    // Writers wait while the mode changes: every change is then either
+    // maintained by its writer or found in a delta table, never both.
+    catalog::lock_base_tables(spi, view);
+    if (old == "deferred") apply::apply_deltas(spi, view);
+    catalog::set_mode(spi, view, mode);
+  }
+  PG_RETURN_VOID();
+}

@@ -12,6 +12,7 @@ namespace ivm::apply {
 
 namespace {
 int maintenance_depth = 0;
+constexpr long long kApplyLockKey = 0x69766d6170706c79;  // "ivmapply"
 }
 
 MaintenanceScope::MaintenanceScope() { ++maintenance_depth; }
@@ -43,7 +44,23 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
 
 }  // namespace
 
-void propagate(pg::Spi& spi, const Changed& changes) {
+namespace {
+
+// record: appends a relation's change to its delta table, if deferred views read it.
+void record(pg::Spi& spi, std::uint32_t relation, const plan::DeltaSource& d) {
+  const catalog::DeltaTable* dt = catalog::delta_table(spi, relation);
+  if (!dt) return;
+  std::string cols;
+  for (const auto& c : dt->columns) cols += c + ", ";
+  std::string into = "INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols;
+  if (!d.inserted.empty()) spi.exec(into + "1 FROM " + d.inserted);
+  if (!d.deleted.empty()) spi.exec(into + "-1 FROM " + d.deleted);
+  if (!d.bag.empty()) spi.exec(into + "__m FROM " + d.bag);
+}
+
+}  // namespace
+
+std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
   std::vector<catalog::Dependent> views;
   for (const auto& [base, source] : changes) {
     (void)source;
@@ -53,7 +70,10 @@ void propagate(pg::Spi& spi, const Changed& changes) {
       if (!seen) views.push_back(std::move(v));
     }
   }
-  if (views.empty()) return;
+  MaintenanceScope scope;
+  if (phase == Phase::Write)
+    for (const auto& [base, source] : changes) record(spi, base, source);
+  if (views.empty()) return 0;
   if (changes.size() > 1)
     std::stable_sort(views.begin(), views.end(),
                      [](const catalog::Dependent& a, const catalog::Dependent& b) { return a.level < b.level; });
@@ -62,26 +82,77 @@ void propagate(pg::Spi& spi, const Changed& changes) {
     for (const auto& l : v.plan.leaves)
       if (l.is_view) read_by_views.insert(l.relid);
   Changed changed = changes;
-  MaintenanceScope scope;
+  std::uint64_t total = 0;
   for (const auto& v : views) {
+    if (phase == Phase::Write && v.deferred) continue;
     plan::Changes c;
     for (std::size_t i = 0; i < v.plan.leaves.size(); ++i) {
-      auto it = changed.find(v.plan.leaves[i].relid);
-      if (it != changed.end()) c[static_cast<int>(i)] = it->second;
+      std::uint32_t relid = v.plan.leaves[i].relid;
+      auto it = changed.find(relid);
+      if (it == changed.end()) continue;
+      // Consumed deltas are news only to deferred views.
+      if (phase == Phase::Apply && !v.deferred && changes.count(relid)) continue;
+      c[static_cast<int>(i)] = it->second;
     }
     if (c.empty()) continue;
     std::uint64_t n = apply_one(spi, v.plan, c);
-    if (n > 0 && read_by_views.count(v.oid)) {
+    total += n;
+    if (n > 0 && (read_by_views.count(v.oid) || (phase == Phase::Write && catalog::delta_table(spi, v.oid)))) {
       std::string name = "ivm_delta_" + std::to_string(v.oid);
       spi.capture(name);
       changed[v.oid] = plan::DeltaSource{"", "", name};
+      if (phase == Phase::Write) record(spi, v.oid, changed[v.oid]);
     }
   }
+  return total;
+}
+
+void record_truncate(pg::Spi& spi, std::uint32_t relation) {
+  const catalog::DeltaTable* dt = catalog::delta_table(spi, relation);
+  if (!dt) return;
+  std::string cols;
+  for (const auto& c : dt->columns) cols += c + ", ";
+  std::string rel = pg::pg_call([&] {
+    return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)), get_rel_name(relation)));
+  });
+  spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "-1 FROM " + rel);
+}
+
+std::uint64_t apply_deltas(pg::Spi& spi, std::uint32_t view) {
+  pg::PinnedSearchPath pinned;
+  // One applier at a time: a second one waits, then finds the deltas the
+  // first consumed gone.
+  spi.exec_once("SELECT pg_catalog.pg_advisory_xact_lock(" + std::to_string(kApplyLockKey) + ")");
+  // One snapshot for the whole apply: the deltas consumed and the base
+  // tables read must describe the same moment, or a change committed in
+  // between would be joined twice.
+  pg::SnapshotScope snapshot(spi);
+  Changed changed;
+  for (std::uint32_t r : catalog::delta_relations(spi, view)) {
+    const catalog::DeltaTable* dt = catalog::delta_table(spi, r);
+    if (!dt) continue;
+    std::string cols;
+    for (const auto& c : dt->columns) cols += (cols.empty() ? "" : ", ") + c;
+    // Consolidated: a row inserted then deleted cancels, many updates of a
+    // row become one net change.
+    std::string sql = "WITH c AS (DELETE FROM " + dt->name + " RETURNING *) SELECT " + cols +
+                      (cols.empty() ? "" : ", ") + "sum(__m)::int8 AS __m FROM c" +
+                      (cols.empty() ? "" : " GROUP BY " + cols) + " HAVING sum(__m) <> 0";
+    if (spi.exec(sql) == 0) continue;
+    std::string name = "ivm_consumed_" + std::to_string(r);
+    spi.capture(name);
+    changed[r] = plan::DeltaSource{"", "", name};
+  }
+  if (changed.empty()) return 0;
+  return propagate(spi, changed, Phase::Apply);
 }
 
 std::uint64_t refresh(pg::Spi& spi, std::uint32_t view) {
   MaintenanceScope scope;
   pg::PinnedSearchPath pinned;
+  // No writer may slip between the rebuild and the deltas still pending.
+  catalog::lock_base_tables(spi, view);
+  if (catalog::view_mode(spi, view) == "deferred") apply_deltas(spi, view);
   plan::ViewPlan p = catalog::load_plan(spi, view);
   for (const auto& sql : plan::sql_clear(p)) spi.exec_once(sql);
   for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
@@ -96,8 +167,17 @@ void refresh_dependents(pg::Spi& spi, std::uint32_t relation) {
   MaintenanceScope scope;
   pg::PinnedSearchPath pinned;
   for (const auto& v : catalog::dependents(spi, relation)) {
+    // Deferred views catch up through their delta tables (record_truncate);
+    // a rebuilt view hands its change to deferred readers the same way.
+    if (v.deferred) continue;
+    const catalog::DeltaTable* dt = catalog::delta_table(spi, v.oid);
+    std::string cols;
+    if (dt)
+      for (const auto& c : dt->columns) cols += c + ", ";
+    if (dt) spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "-1 FROM " + v.plan.name);
     for (const auto& sql : plan::sql_clear(v.plan)) spi.exec_once(sql);
     for (const auto& sql : plan::sql_populate(v.plan)) spi.exec_once(sql);
+    if (dt) spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "1 FROM " + v.plan.name);
   }
 }
 

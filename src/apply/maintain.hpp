@@ -30,7 +30,24 @@ using Changed = std::map<std::uint32_t, plan::DeltaSource>;
 // ephemeral relation.  When several base relations changed together, each
 // view sees them all at once (the join rules' telescoping sum), which is
 // what keeps a view exact when one statement changed two of its tables.
-void propagate(pg::Spi& spi, const Changed& changes);
+//
+// Phase::Write runs in the writer's transaction: immediate views are
+// maintained, and the changes of relations that deferred views read are
+// appended to their delta tables.  Phase::Apply runs in ivm.apply_deltas():
+// the consumed deltas feed the deferred views (the immediate ones saw them
+// already), and everything downstream of a deferred view follows it.
+// Returns the number of view rows changed.
+enum class Phase { Write, Apply };
+std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase);
+
+// record_truncate: before a TRUNCATE, the rows about to vanish become
+// deletions in the relation's delta table (if deferred views read it).
+void record_truncate(pg::Spi& spi, std::uint32_t relation);
+
+// apply_deltas: applies the pending changes of every deferred view (view 0),
+// or of the relations one view reads, in one snapshot.  Returns the number of
+// view rows changed.
+std::uint64_t apply_deltas(pg::Spi& spi, std::uint32_t view);
 
 // refresh: rebuilds one view (and its state) from scratch, then every view
 // that reads it.  Returns the view's row count.

@@ -82,7 +82,7 @@ void flush(QueryDesc* q) {
     }
     changed[relid] = d;
   }
-  apply::propagate(spi, changed);
+  apply::propagate(spi, changed, apply::Phase::Write);
   pg::pg_call([&] { MemoryContextDelete(p.cxt); });
 }
 

@@ -15,15 +15,18 @@ IVM_FUNCTION(ivm_capture) {
   std::uint32_t relid = RelationGetRelid(td->tg_relation);
   pg::Spi spi;
   pg::PinnedSearchPath pinned;
-  if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
-    // TRUNCATE has no transition table; the table is now empty, so the views
-    // reading it are rebuilt (their cost is bounded by the other inputs).
+  if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && TRIGGER_FIRED_BEFORE(td->tg_event)) {
+    // Deferred views will see the vanishing rows as deletions.
+    apply::record_truncate(spi, relid);
+  } else if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
+    // TRUNCATE has no transition table; the table is now empty, so the
+    // immediate views reading it are rebuilt.
     apply::refresh_dependents(spi, relid);
   } else {
     spi.register_trigger_data(td);
     if (capture::buffer_if_nested(spi, td)) return PointerGetDatum(nullptr);
     plan::DeltaSource source{td->tg_newtable ? "ivm_new" : "", td->tg_oldtable ? "ivm_old" : "", ""};
-    apply::propagate(spi, {{relid, source}});
+    apply::propagate(spi, {{relid, source}}, apply::Phase::Write);
   }
   return PointerGetDatum(nullptr);
 }

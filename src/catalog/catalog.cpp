@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 namespace ivm::catalog {
 
@@ -32,8 +33,12 @@ std::map<std::uint32_t, CachedPlan>& plan_cache() {
 // ivm's catalog sends a relcache invalidation for ivm.views (see
 // invalidate()), which empties this cache in every backend at commit, so the
 // trigger path needs no catalog query in the steady state.
-std::map<std::pair<std::uint32_t, bool>, std::vector<Dependent>>& dependents_cache() {
-  static std::map<std::pair<std::uint32_t, bool>, std::vector<Dependent>> cache;
+std::map<std::uint32_t, std::vector<Dependent>>& dependents_cache() {
+  static std::map<std::uint32_t, std::vector<Dependent>> cache;
+  return cache;
+}
+std::map<std::uint32_t, std::optional<DeltaTable>>& delta_cache() {
+  static std::map<std::uint32_t, std::optional<DeltaTable>> cache;
   return cache;
 }
 Oid views_relid = InvalidOid;
@@ -42,6 +47,7 @@ bool callback_registered = false;
 void on_relcache(Datum, Oid relid) {
   if (relid == InvalidOid || relid == views_relid) {
     dependents_cache().clear();
+    delta_cache().clear();
     plan_cache().clear();
   }
 }
@@ -60,6 +66,56 @@ void invalidate() {
   watch_catalog();
   pg::pg_call([] { CacheInvalidateRelcacheByRelid(views_relid); });
   dependents_cache().clear();
+  delta_cache().clear();
+}
+
+std::string modes_check(const std::string& mode) {
+  if (mode == "immediate" || mode == "deferred") return mode;
+  if (mode == "wal")
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "mode \"wal\" is not available in this version of ivm", "",
+                "Use mode 'immediate' or 'deferred'.");
+  throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mode \"" + mode + "\"", "",
+              "Valid modes are 'immediate', 'deferred' and 'wal'.");
+}
+
+// ensure_delta_table: creates the delta table of relation relid if missing.
+// It holds the relation's columns (those a view can read: with an equality
+// operator), the change's multiplicity and when it was captured.
+void ensure_delta_table(pg::Spi& spi, std::uint32_t relid) {
+  spi.exec_once("SELECT 1 FROM ivm.delta_tables WHERE relid = " + oid_text(relid));
+  if (spi.rows() > 0) return;
+  spi.exec_once("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid "
+                "FROM pg_catalog.pg_attribute a WHERE a.attrelid = " + oid_text(relid) +
+                " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum");
+  std::vector<std::string> defs, cols;
+  for (uint64 i = 0; i < spi.rows(); ++i) {
+    Oid type = static_cast<Oid>(std::stoul(spi.text(i, 3)));
+    if (!pg_call([&] { return OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr); })) continue;
+    std::string col = pg::quote_ident(spi.text(i, 1));
+    cols.push_back(col);
+    defs.push_back(col + " " + spi.text(i, 2));
+  }
+  std::string name = "ivm_state.delta_" + oid_text(relid);
+  std::string list;
+  for (const auto& d : defs) list += d + ", ";
+  spi.exec_once("CREATE TABLE " + name + " (" + list +
+                "__m int8 NOT NULL, __at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp())");
+  std::string arr;
+  for (const auto& c : cols) arr += (arr.empty() ? "" : ", ") + quote_literal(c);
+  spi.exec_once("INSERT INTO ivm.delta_tables (relid, name, columns) VALUES (" + oid_text(relid) + ", " +
+                quote_literal(name) + ", ARRAY[" + arr + "]::text[])");
+}
+
+// drop_unused_delta_tables: removes delta tables no deferred view reads.
+void drop_unused_delta_tables(pg::Spi& spi) {
+  spi.exec_once("SELECT relid, name FROM ivm.delta_tables t WHERE NOT EXISTS (SELECT 1 FROM ivm.dependencies d "
+                "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND v.mode = 'deferred')");
+  std::vector<std::pair<std::string, std::string>> unused;
+  for (uint64 i = 0; i < spi.rows(); ++i) unused.push_back({spi.text(i, 1), spi.text(i, 2)});
+  for (const auto& [relid, name] : unused) {
+    spi.exec_once("DROP TABLE IF EXISTS " + name);
+    spi.exec_once("DELETE FROM ivm.delta_tables WHERE relid = " + relid);
+  }
 }
 
 const char* kTriggers[][2] = {
@@ -67,6 +123,7 @@ const char* kTriggers[][2] = {
     {"ivm_capture_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS ivm_old NEW TABLE AS ivm_new"},
     {"ivm_capture_del", "AFTER DELETE ON %s REFERENCING OLD TABLE AS ivm_old"},
     {"ivm_capture_trunc", "AFTER TRUNCATE ON %s"},
+    {"ivm_capture_btrunc", "BEFORE TRUNCATE ON %s"},
 };
 
 std::string relation_name(std::uint32_t relid) {
@@ -126,9 +183,9 @@ std::string definition(pg::Spi& spi, std::uint32_t view) {
   return spi.text(0, 1);
 }
 
-std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation, bool immediate_only) {
+std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation) {
   watch_catalog();
-  auto key = std::make_pair(relation, immediate_only);
+  auto key = relation;
   auto cached = dependents_cache().find(key);
   if (cached != dependents_cache().end()) return cached->second;
   spi.exec(
@@ -149,26 +206,82 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation, bool imm
   std::vector<Dependent> out;
   auto& cache = plan_cache();
   for (const Row& r : rows) {
-    if (immediate_only && !r.immediate) continue;
     auto it = cache.find(r.oid);
     if (it == cache.end() || it->second.version != r.version) {
       cache[r.oid] = CachedPlan{r.version, load_plan(spi, r.oid)};
       it = cache.find(r.oid);
     }
-    out.push_back({r.oid, r.level, it->second.plan});
+    out.push_back({r.oid, r.level, !r.immediate, it->second.plan});
   }
   dependents_cache()[key] = out;
   return out;
 }
 
-std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode) {
-  if (mode != "immediate") {
-    if (mode == "deferred" || mode == "wal")
-      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "mode \"" + mode + "\" is not available in this version of ivm", "",
-                  "Use mode 'immediate'.");
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mode \"" + mode + "\"", "",
-                "Valid modes are 'immediate', 'deferred' and 'wal'.");
+const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation) {
+  watch_catalog();
+  auto& cache = delta_cache();
+  auto it = cache.find(relation);
+  if (it == cache.end()) {
+    spi.exec("SELECT name, array_to_string(columns, ',') FROM ivm.delta_tables WHERE relid = " + oid_text(relation));
+    std::optional<DeltaTable> dt;
+    if (spi.rows() > 0) {
+      dt = DeltaTable{spi.text(0, 1), {}};
+      std::string cols = spi.text(0, 2);
+      std::size_t pos = 0;
+      while (!cols.empty() && pos != std::string::npos) {
+        std::size_t comma = cols.find(',', pos);
+        dt->columns.push_back(cols.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+        pos = comma == std::string::npos ? comma : comma + 1;
+      }
+    }
+    it = cache.emplace(relation, dt).first;
   }
+  return it->second ? &*it->second : nullptr;
+}
+
+std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view) {
+  if (view == 0)
+    spi.exec_once("SELECT relid FROM ivm.delta_tables ORDER BY relid");
+  else
+    spi.exec_once("WITH RECURSIVE r(relid) AS (SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view) +
+                  " UNION SELECT d.relid FROM ivm.dependencies d JOIN r ON d.viewid = r.relid) "
+                  "SELECT relid FROM ivm.delta_tables WHERE relid IN (SELECT relid FROM r) ORDER BY relid");
+  std::vector<std::uint32_t> out;
+  for (uint64 i = 0; i < spi.rows(); ++i) out.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  return out;
+}
+
+void lock_base_tables(pg::Spi& spi, std::uint32_t view) {
+  spi.exec_once("WITH RECURSIVE r(relid, is_view) AS (SELECT relid, is_view FROM ivm.dependencies WHERE viewid = " +
+                oid_text(view) + " UNION SELECT d.relid, d.is_view FROM ivm.dependencies d JOIN r ON d.viewid = r.relid) "
+                "SELECT DISTINCT relid FROM r WHERE NOT is_view ORDER BY relid");
+  std::vector<std::uint32_t> tables;
+  for (uint64 i = 0; i < spi.rows(); ++i) tables.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  std::string list;
+  for (std::uint32_t t : tables) list += (list.empty() ? "" : ", ") + relation_name(t);
+  if (!list.empty()) spi.exec_once("LOCK TABLE " + list + " IN SHARE MODE");
+}
+
+std::string view_mode(pg::Spi& spi, std::uint32_t view) {
+  spi.exec_once("SELECT mode FROM ivm.views WHERE viewid = " + oid_text(view));
+  return spi.rows() ? spi.text(0, 1) : "";
+}
+
+void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode) {
+  modes_check(mode);
+  spi.exec_once("UPDATE ivm.views SET mode = " + quote_literal(mode) + " WHERE viewid = " + oid_text(view));
+  if (mode == "deferred") {
+    spi.exec_once("SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view));
+    std::vector<std::uint32_t> inputs;
+    for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+    for (std::uint32_t r : inputs) ensure_delta_table(spi, r);
+  }
+  drop_unused_delta_tables(spi);
+  invalidate();
+}
+
+std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode) {
+  modes_check(mode);
   // Where the view table goes: resolved with the caller's search_path.
   Oid nsp = InvalidOid;
   std::string relname;
@@ -231,6 +344,8 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
                   oid_text(r) + ", " + (is_view(spi, r) ? "true" : "false") + ")");
   for (std::uint32_t i : internals)
     spi.exec_once("UPDATE ivm.views SET parent = " + oid_text(oid) + " WHERE viewid = " + oid_text(i));
+  if (mode == "deferred")
+    for (std::uint32_t r : a.inputs) ensure_delta_table(spi, r);
   invalidate();
   apply::MaintenanceScope scope;
   for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
@@ -255,6 +370,7 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
   for (uint64 i = 0; i < spi.rows(); ++i) children.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   spi.exec_once("DELETE FROM ivm.dependencies WHERE viewid = " + oid_text(view));
   spi.exec_once("DELETE FROM ivm.views WHERE viewid = " + oid_text(view));
+  drop_unused_delta_tables(spi);
   invalidate();
   pg::PinnedSearchPath pinned;
   spi.exec_once("DROP TABLE IF EXISTS " + p.name);

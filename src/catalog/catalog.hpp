@@ -13,7 +13,15 @@ namespace ivm::catalog {
 struct Dependent {
   std::uint32_t oid;
   int level;
+  bool deferred;  // maintained by ivm.apply_deltas(), not by the writer
   plan::ViewPlan plan;
+};
+
+// DeltaTable: where the changes of a relation read by deferred views
+// accumulate until they are applied (one per relation, shared by its readers).
+struct DeltaTable {
+  std::string name;                  // ivm_state.delta_<relid>
+  std::vector<std::string> columns;  // quoted; the relation's columns
 };
 
 bool is_view(pg::Spi& spi, std::uint32_t relid);
@@ -21,9 +29,21 @@ bool is_view(pg::Spi& spi, std::uint32_t relid);
 std::uint32_t lookup(pg::Spi& spi, const std::string& name);
 plan::ViewPlan load_plan(pg::Spi& spi, std::uint32_t view);
 std::string definition(pg::Spi& spi, std::uint32_t view);
-// dependents: every immediate view reading `relation`, directly or through
-// other views, in dependency order (cached per backend).
-std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation, bool immediate_only = true);
+// dependents: every view reading `relation`, directly or through other
+// views, in dependency order (cached per backend).
+std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation);
+// delta_table: the delta table of `relation`, or nullptr when no deferred view
+// reads it (cached per backend).
+const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation);
+// delta_relations: relations with a delta table; with view != 0, only those the
+// view reads, directly or through other views.
+std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view);
+std::string view_mode(pg::Spi& spi, std::uint32_t view);
+// lock_base_tables: SHARE-locks every table the view reads (through other
+// views too), so that no writer changes them until this transaction ends.
+void lock_base_tables(pg::Spi& spi, std::uint32_t view);
+// set_mode: records the new mode and creates or drops delta tables.
+void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode);
 
 std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode);
 void drop_view(pg::Spi& spi, std::uint32_t view);

@@ -53,13 +53,23 @@ uint64 Spi::exec(const std::string& sql) {
     });
     cache.emplace(sql, plan);
   }
-  int rc = pg_call([&] { return SPI_execute_plan(plan, nullptr, nullptr, false, 0); });
+  int rc = pg_call([&] {
+    return snapshot_ ? SPI_execute_snapshot(plan, nullptr, nullptr, snapshot_, InvalidSnapshot, false, true, 0)
+                     : SPI_execute_plan(plan, nullptr, nullptr, false, 0);
+  });
   check(rc, "execute");
   return SPI_processed;
 }
 
 uint64 Spi::exec_once(const std::string& sql) {
-  int rc = pg_call([&] { return SPI_execute(sql.c_str(), false, 0); });
+  int rc = pg_call([&] {
+    if (!snapshot_) return SPI_execute(sql.c_str(), false, 0);
+    SPIPlanPtr plan = SPI_prepare(sql.c_str(), 0, nullptr);
+    if (!plan) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    int r = SPI_execute_snapshot(plan, nullptr, nullptr, snapshot_, InvalidSnapshot, false, true, 0);
+    SPI_freeplan(plan);
+    return r;
+  });
   check(rc, "execute");
   return SPI_processed;
 }
@@ -127,6 +137,16 @@ void Spi::register_store(const std::string& name, Tuplestorestate* store, TupleD
 void Spi::register_trigger_data(TriggerData* td) {
   int rc = pg_call([&] { return SPI_register_trigger_data(td); });
   check(rc, "register_trigger_data");
+}
+
+SnapshotScope::SnapshotScope(Spi& spi) : spi_(spi) {
+  spi_.snapshot_ = pg_call([] { return RegisterSnapshot(GetTransactionSnapshot()); });
+}
+
+SnapshotScope::~SnapshotScope() {
+  Snapshot s = spi_.snapshot_;
+  spi_.snapshot_ = nullptr;
+  if (std::uncaught_exceptions() == 0) pg_call([s] { UnregisterSnapshot(s); });
 }
 
 PinnedSearchPath::PinnedSearchPath() {

@@ -43,7 +43,22 @@ class Spi {
   void register_trigger_data(TriggerData* td);
 
  private:
+  friend class SnapshotScope;
   MemoryContext cxt_;
+  Snapshot snapshot_ = nullptr;  // when set, every statement runs in it
+};
+
+// SnapshotScope: while alive, the connection's statements all read one
+// registered snapshot (advancing only its command id, to see their own writes).
+class SnapshotScope {
+ public:
+  explicit SnapshotScope(Spi& spi);
+  ~SnapshotScope();
+  SnapshotScope(const SnapshotScope&) = delete;
+  SnapshotScope& operator=(const SnapshotScope&) = delete;
+
+ private:
+  Spi& spi_;
 };
 
 // PinnedSearchPath: while alive, search_path is pg_catalog, pg_temp, so
