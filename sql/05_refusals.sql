@@ -117,7 +117,6 @@ CALL try($$SELECT ivm.create_view('nosuch.r', 'SELECT id FROM t')$$);
 CALL try($$SELECT ivm.create_view('a.b.c.d', 'SELECT id FROM t')$$);
 CALL try($$SELECT ivm.create_view('', 'SELECT id FROM t')$$);
 CALL try($$SELECT ivm.create_view('r', 'SELECT id FROM t', 'bogus')$$);
-CALL try($$SELECT ivm.create_view('r', 'SELECT id FROM t', 'deferred')$$);
 CALL try($$SELECT ivm.create_view('r', 'SELECT id FROM t', 'wal')$$);
 CALL try($$SELECT ivm.drop_view('nosuch')$$);
 CALL try($$SELECT ivm.drop_view('t')$$);
