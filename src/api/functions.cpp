@@ -1,5 +1,6 @@
 // functions.cpp: the SQL-callable API.  Thin: check arguments, delegate.
 #include "apply/maintain.hpp"
+#include "apply/worker.hpp"
 #include "capture/statement.hpp"
 #include "catalog/catalog.hpp"
 #include "plan/sqlgen.hpp"
@@ -37,6 +38,7 @@ void _PG_init(void) {
   RegisterXactCallback(on_xact, nullptr);
   RegisterSubXactCallback(on_subxact, nullptr);
   capture::install_hooks();
+  apply::worker_init();
 }
 
 IVM_FUNCTION(ivm_create_view) {
