@@ -109,7 +109,10 @@ IVM_FUNCTION(ivm_set_mode) {
     // Writers wait while the mode changes: every change is then either
     // maintained by its writer or found in a delta table, never both.
     catalog::lock_base_tables(spi, view);
-    if (old == "deferred") apply::apply_deltas(spi, view);
+    // Leaving deferred: catch up.  Entering it: the changes other deferred
+    // views still wait for are already in this view, so they are applied now
+    // rather than handed to it again later.
+    apply::apply_deltas(spi, view);
     catalog::set_mode(spi, view, mode);
   }
   PG_RETURN_VOID();

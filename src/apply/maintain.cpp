@@ -120,6 +120,11 @@ void record_truncate(pg::Spi& spi, std::uint32_t relation) {
 
 std::uint64_t apply_deltas(pg::Spi& spi, std::uint32_t view) {
   pg::PinnedSearchPath pinned;
+  return apply_relations(spi, catalog::delta_relations(spi, view));
+}
+
+std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
+  pg::PinnedSearchPath pinned;
   // One applier at a time: a second one waits, then finds the deltas the
   // first consumed gone.
   spi.exec_once("SELECT pg_catalog.pg_advisory_xact_lock(" + std::to_string(kApplyLockKey) + ")");
@@ -128,7 +133,7 @@ std::uint64_t apply_deltas(pg::Spi& spi, std::uint32_t view) {
   // between would be joined twice.
   pg::SnapshotScope snapshot(spi);
   Changed changed;
-  for (std::uint32_t r : catalog::delta_relations(spi, view)) {
+  for (std::uint32_t r : relations) {
     const catalog::DeltaTable* dt = catalog::delta_table(spi, r);
     if (!dt) continue;
     std::string cols;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <vector>
 #include <string>
 
 namespace ivm::apply {
@@ -48,6 +49,8 @@ void record_truncate(pg::Spi& spi, std::uint32_t relation);
 // or of the relations one view reads, in one snapshot.  Returns the number of
 // view rows changed.
 std::uint64_t apply_deltas(pg::Spi& spi, std::uint32_t view);
+// apply_relations: the same for the pending changes of the given relations.
+std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& relations);
 
 // refresh: rebuilds one view (and its state) from scratch, then every view
 // that reads it.  Returns the view's row count.

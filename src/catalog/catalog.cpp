@@ -316,6 +316,14 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
   for (const auto& s : inputs) list += (list.empty() ? "" : ", ") + s;
   spi.exec_once("LOCK TABLE " + list + " IN SHARE MODE");
 
+  // Changes still waiting in the inputs' delta tables (for other deferred
+  // views) are applied first: the new view is filled from the tables as they
+  // are, and must not receive those changes a second time.
+  std::vector<std::uint32_t> pending;
+  for (std::uint32_t r : a.inputs)
+    if (delta_table(spi, r)) pending.push_back(r);
+  if (!pending.empty()) apply::apply_relations(spi, pending);
+
   spi.exec_once("CREATE TABLE " + qualified + " AS " + a.definition + " WITH NO DATA");
   Oid oid = pg_call([&] { return get_relname_relid(relname.c_str(), nsp); });
   plan::ViewPlan& p = a.plan;
