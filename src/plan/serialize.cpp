@@ -32,17 +32,43 @@ class Reader {
   explicit Reader(const std::string& in) : in_(in) {}
   std::string str() {
     std::size_t colon = in_.find(':', pos_);
-    if (colon == std::string::npos) throw std::runtime_error("corrupt view plan");
-    std::size_t len = std::stoul(in_.substr(pos_, colon - pos_));
-    if (colon + 1 + len > in_.size()) throw std::runtime_error("corrupt view plan");
+    if (colon == std::string::npos || colon == pos_) throw std::runtime_error("corrupt view plan");
+    std::size_t len = 0;
+    for (std::size_t i = pos_; i < colon; ++i) {
+      char c = in_[i];
+      if (c < '0' || c > '9' || len > in_.size()) throw std::runtime_error("corrupt view plan: bad length");
+      len = len * 10 + static_cast<std::size_t>(c - '0');
+    }
+    if (len > in_.size() - colon - 1) throw std::runtime_error("corrupt view plan");
     std::string s = in_.substr(colon + 1, len);
     pos_ = colon + 1 + len;
     return s;
   }
-  long long num() { return std::stoll(str()); }
-  bool flag() { return num() != 0; }
+  long long num() {
+    std::string s = str();
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(s, &used);
+    } catch (const std::exception&) {
+      throw std::runtime_error("corrupt view plan: bad number");
+    }
+    if (used != s.size()) throw std::runtime_error("corrupt view plan: bad number");
+    return v;
+  }
+  // count: a number of items, which cannot exceed what is left to read.
+  std::size_t count() {
+    long long n = num();
+    if (n < 0 || static_cast<std::size_t>(n) > in_.size() - pos_) throw std::runtime_error("corrupt view plan: bad count");
+    return static_cast<std::size_t>(n);
+  }
+  bool flag() {
+    long long v = num();
+    if (v != 0 && v != 1) throw std::runtime_error("corrupt view plan: bad flag");
+    return v == 1;
+  }
   std::vector<std::string> strs() {
-    std::vector<std::string> v(static_cast<std::size_t>(num()));
+    std::vector<std::string> v(count());
     for (auto& s : v) s = str();
     return v;
   }
@@ -126,7 +152,7 @@ ViewPlan deserialize(const std::string& text) {
   p.keylock = r.str();
   p.key_type = r.str();
   p.outer = r.flag();
-  p.leaves.resize(static_cast<std::size_t>(r.num()));
+  p.leaves.resize(r.count());
   for (auto& l : p.leaves) {
     l.alias = r.str();
     l.relation = r.str();
@@ -135,7 +161,7 @@ ViewPlan deserialize(const std::string& text) {
     l.columns = r.strs();
     l.key = r.str();
   }
-  p.joins.resize(static_cast<std::size_t>(r.num()));
+  p.joins.resize(r.count());
   for (auto& j : p.joins) {
     j.kind = static_cast<JoinKind>(r.num());
     j.leaf = static_cast<int>(r.num());
@@ -152,9 +178,9 @@ ViewPlan deserialize(const std::string& text) {
   p.aggregate = r.flag();
   p.groups = r.strs();
   p.group_types = r.strs();
-  p.group_columns.resize(static_cast<std::size_t>(r.num()));
+  p.group_columns.resize(r.count());
   for (int& c : p.group_columns) c = static_cast<int>(r.num());
-  p.aggs.resize(static_cast<std::size_t>(r.num()));
+  p.aggs.resize(r.count());
   for (auto& a : p.aggs) {
     a.kind = static_cast<AggKind>(r.num());
     a.arg = r.str();

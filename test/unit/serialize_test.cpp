@@ -305,7 +305,7 @@ TEST(SerializeCorrupt, NegativeCountThrows) {
 // moves *backwards*.  "-2:" followed by two bytes is read as a name holding
 // the rest of the plan, then those two bytes are re-read as the oid, and the
 // whole corrupt plan is accepted.
-TEST(SerializeCorrupt, DISABLED_NegativeLengthThrows) {
+TEST(SerializeCorrupt, NegativeLengthThrows) {
   const std::string text = serialize(rich_plan());
   // Replace the name field with "-2:42", which should be rejected.
   const ViewPlan p = rich_plan();
@@ -322,7 +322,7 @@ TEST(SerializeCorrupt, DISABLED_NegativeLengthThrows) {
 // BUG (minor, src/plan/serialize.cpp, Reader::num): numbers are parsed with
 // std::stoll, which stops at the first non-digit, so "5:12abc" reads as 12 and
 // a flag "1:7" as true: a corrupt number is accepted instead of rejected.
-TEST(SerializeCorrupt, DISABLED_NumberWithTrailingGarbageThrows) {
+TEST(SerializeCorrupt, NumberWithTrailingGarbageThrows) {
   ViewPlan p;
   p.oid = 12;
   std::string text = serialize(p);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ivm::plan {
@@ -684,32 +685,51 @@ TEST(AggRecompute, GlobalRecomputesTheSingleRowWhenDirty) {
   EXPECT_TRUE(Has(sql, "WHERE s.__dirty AND true"));
 }
 
-// BUG (src/plan/sqlgen.cpp, sql_agg_recompute): the body rows of the dirty
-// groups are read in two UNION ALL branches, "group IN (dirty groups)" and,
-// when some dirty group has a NULL key, "ROW(dirty group) IS NOT DISTINCT
-// FROM ROW(group)".  The second branch also matches the non-NULL dirty groups
-// the first one already read, so when a NULL group and a non-NULL group are
-// dirty in the same statement, the non-NULL group's rows are aggregated
-// twice.  MIN/MAX and COUNT/SUM(DISTINCT) hide it; sum(float8)/avg(float8)
-// (Recompute) double.  Reproduced on PostgreSQL 15 with the extension:
+// Regression (fixed in fc816a0): the body rows of the dirty groups are read
+// in two UNION ALL arms, "group IN (dirty groups)" and, when some dirty group
+// has a NULL key, "ROW(dirty group) IS NOT DISTINCT FROM ROW(group)".  The
+// second arm used to match the non-NULL dirty groups the first one had
+// already read, so when a NULL group and a non-NULL group were dirty in the
+// same statement, the non-NULL group's rows were aggregated twice: invisible
+// for MIN/MAX and COUNT/SUM(DISTINCT), but sum(float8)/avg(float8) doubled.
+// On PostgreSQL 15 with the extension:
 //   CREATE TABLE t (g text, x float8);
 //   INSERT INTO t VALUES ('a', 1.5), ('a', 2.5), (NULL, 10);
 //   SELECT ivm.create_view('v', 'SELECT g, sum(x) AS s FROM t GROUP BY g');
 //   INSERT INTO t VALUES ('a', 1), (NULL, 1);
-//   -- v: ('a', 10) instead of ('a', 5).
-// The NULL-key branch must only read rows whose own group key has a NULL.
-TEST(AggRecompute, DISABLED_NullKeyBranchDoesNotRereadNonNullGroups) {
-  ViewPlan p = grouped_agg(true);
+//   -- v had ('a', 10) instead of ('a', 5).
+// The NULL-key arm must only read rows whose own group key has a NULL.
+std::pair<std::string, std::string> recompute_arms(const ViewPlan& p) {
   const std::string sql = sql_agg_recompute(p);
   const std::string rows = slice(sql, "FROM (SELECT ", ") b GROUP BY");
   const std::size_t split = rows.find(" UNION ALL ");
-  ASSERT_NE(std::string::npos, split) << sql;
-  const std::string null_branch = rows.substr(split);
-  // Any of these spellings restricts the branch to rows with a NULL group key.
-  const bool restricted = null_branch.find("l1.region IS NULL") != std::string::npos ||
-                          null_branch.find("(l1.region) IS NULL") != std::string::npos ||
-                          null_branch.find("NOT (ROW(l1.region) IS NOT NULL)") != std::string::npos;
-  EXPECT_TRUE(restricted) << "the NULL-key branch re-reads non-NULL dirty groups:\n  " << null_branch;
+  if (split == std::string::npos) return {sql, ""};
+  return {rows.substr(0, split), rows.substr(split)};
+}
+
+// Any of these spellings tests whether `expr` (a group expression) is NULL.
+bool tests_null(const std::string& sql, const std::string& expr) {
+  return sql.find(expr + " IS NULL") != std::string::npos || sql.find("(" + expr + ") IS NULL") != std::string::npos;
+}
+
+TEST(AggRecompute, NullKeyArmDoesNotRereadNonNullGroups) {
+  const auto [by_value, null_arm] = recompute_arms(grouped_agg(true));
+  ASSERT_FALSE(null_arm.empty()) << by_value;
+  EXPECT_TRUE(tests_null(null_arm, "l1.region")) << "the NULL-key arm re-reads non-NULL dirty groups:\n  " << null_arm;
+  EXPECT_FALSE(tests_null(by_value, "l1.region")) << by_value;
+}
+
+TEST(AggRecompute, NullKeyArmTakesRowsWithAnyNullGroupColumn) {
+  const auto [by_value, null_arm] = recompute_arms(two_group_agg());
+  ASSERT_FALSE(null_arm.empty()) << by_value;
+  EXPECT_TRUE(Has(by_value, "(l1.region, l1.year) IN (SELECT g0, g1 FROM ivm_groups WHERE __dirty)"));
+  // (NULL, 2020) is a NULL-keyed group too: either column may be the NULL one.
+  EXPECT_TRUE(tests_null(null_arm, "l1.region")) << null_arm;
+  EXPECT_TRUE(tests_null(null_arm, "l1.year")) << null_arm;
+  const bool any = null_arm.find("(l1.region) IS NULL OR (l1.year) IS NULL") != std::string::npos ||
+                   null_arm.find("l1.region IS NULL OR l1.year IS NULL") != std::string::npos;
+  EXPECT_TRUE(any) << "rows must be taken when any group column is NULL:\n  " << null_arm;
+  EXPECT_TRUE(Has(null_arm, "ROW(g0, g1) IS NOT DISTINCT FROM ROW(l1.region, l1.year)"));
 }
 
 TEST(AggApply, GroupedReplacesTheAffectedGroupsRows) {
@@ -857,6 +877,16 @@ TEST(Plan, NeedsRecomputeAndGlobal) {
   EXPECT_TRUE(grouped_agg(true).needs_recompute());
   EXPECT_FALSE(two_group_agg().needs_recompute());
   EXPECT_FALSE(spj_single().needs_recompute());
+  for (AggKind k : {AggKind::Min, AggKind::Max, AggKind::Recompute}) {
+    ViewPlan p = two_group_agg();
+    p.aggs.push_back(agg(k, "l1.year", "integer", "pg_catalog.f"));
+    EXPECT_TRUE(p.needs_recompute()) << static_cast<int>(k);
+  }
+  for (AggKind k : {AggKind::CountStar, AggKind::Count, AggKind::Sum, AggKind::Avg, AggKind::BoolAnd, AggKind::BoolOr}) {
+    ViewPlan p = two_group_agg();
+    p.aggs.push_back(agg(k, "l1.year", "integer"));
+    EXPECT_FALSE(p.needs_recompute()) << static_cast<int>(k);
+  }
   EXPECT_TRUE(global_agg().global());
   EXPECT_FALSE(grouped_agg(true).global());
   EXPECT_FALSE(spj_single().global());  // no aggregate, no groups: not global
