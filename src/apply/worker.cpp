@@ -127,9 +127,12 @@ bool extension_installed() {
 }  // namespace
 
 void worker_init() {
-  DefineCustomStringVariable("ivm.databases", "Databases whose deferred views the ivm worker applies.",
-                             "Comma-separated; needs shared_preload_libraries = 'ivm'.", &databases, "",
-                             PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  // A postmaster-level setting can only be defined while the postmaster
+  // loads the library; loaded later, ivm has no worker and needs none.
+  if (process_shared_preload_libraries_in_progress)
+    DefineCustomStringVariable("ivm.databases", "Databases whose deferred views the ivm worker applies.",
+                               "Comma-separated; needs shared_preload_libraries = 'ivm'.", &databases, "",
+                               PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("ivm.apply_interval", "Time between two applies of deferred views.", nullptr,
                           &apply_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
                           nullptr);
