@@ -237,6 +237,7 @@ class Compiler {
     if (q->jointree->quals) p.where = deparse(q->jointree->quals);
     outputs(q, p, out);
     key_class(q, p);
+    find_view_key(p);
     return out;
   }
 
@@ -690,6 +691,34 @@ class Compiler {
       not_supported("outer joins whose conditions do not all share one equality key are",
                     "Join every table on the same key, or split the query into views over views.");
     p.key_type = "boolean";  // inner joins without a common key: one lock per view
+  }
+
+  // find_view_key: for an SPJ view over outer joins, an output column that is
+  // the join key of a leaf that no join null-extends (the preserved side of
+  // every LEFT/RIGHT join above it, under no FULL join).  Every view row of
+  // key k then shows k in that column.
+  void find_view_key(plan::ViewPlan& p) {
+    if (!p.outer || p.aggregate) return;
+    std::function<std::set<int>(int)> preserved = [&](int n) -> std::set<int> {
+      const plan::JoinNode& j = p.joins[static_cast<std::size_t>(n)];
+      switch (j.kind) {
+        case JoinKind::Leaf: return {j.leaf};
+        case JoinKind::Left: return preserved(j.left);
+        case JoinKind::Right: return preserved(j.right);
+        case JoinKind::Full: return {};
+        case JoinKind::Inner: {
+          std::set<int> l = preserved(j.left), r = preserved(j.right);
+          l.insert(r.begin(), r.end());
+          return l;
+        }
+      }
+      return {};
+    };
+    std::set<int> leaves = preserved(p.root);
+    for (std::size_t i = 0; i < p.outputs.size() && p.view_key < 0; ++i)
+      for (int l : leaves)
+        if (!p.leaves[static_cast<std::size_t>(l)].key.empty() && p.outputs[i] == p.leaves[static_cast<std::size_t>(l)].key)
+          p.view_key = static_cast<int>(i);
   }
 
   const MaterializeFn& materialize_;

@@ -133,7 +133,7 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
   // between would be joined twice.
   pg::SnapshotScope snapshot(spi);
   Changed changed;
-  for (std::uint32_t r : relations) {
+  for (std::uint32_t r : catalog::delta_closure(spi, relations)) {
     const catalog::DeltaTable* dt = catalog::delta_table(spi, r);
     if (!dt) continue;
     std::string cols;

@@ -262,6 +262,27 @@ void lock_base_tables(pg::Spi& spi, std::uint32_t view) {
   if (!list.empty()) spi.exec_once("LOCK TABLE " + list + " IN SHARE MODE");
 }
 
+std::vector<std::uint32_t> delta_closure(pg::Spi& spi, std::vector<std::uint32_t> relations) {
+  std::sort(relations.begin(), relations.end());
+  for (;;) {
+    if (relations.empty()) return relations;
+    std::string list;
+    for (std::uint32_t r : relations) list += (list.empty() ? "" : ",") + oid_text(r);
+    spi.exec_once(
+        "WITH RECURSIVE fed(viewid) AS (SELECT d.viewid FROM ivm.dependencies d JOIN ivm.views v USING (viewid) "
+        "WHERE v.mode = 'deferred' AND d.relid = ANY ('{" + list + "}'::oid[]) "
+        "UNION SELECT d.viewid FROM ivm.dependencies d JOIN fed ON d.relid = fed.viewid) "
+        "SELECT DISTINCT dt.relid FROM fed JOIN ivm.views v USING (viewid) JOIN ivm.dependencies d USING (viewid) "
+        "JOIN ivm.delta_tables dt ON dt.relid = d.relid WHERE v.mode = 'deferred'");
+    std::vector<std::uint32_t> more = relations;
+    for (uint64 i = 0; i < spi.rows(); ++i) more.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+    std::sort(more.begin(), more.end());
+    more.erase(std::unique(more.begin(), more.end()), more.end());
+    if (more == relations) return relations;
+    relations = more;
+  }
+}
+
 std::string view_mode(pg::Spi& spi, std::uint32_t view) {
   spi.exec_once("SELECT mode FROM ivm.views WHERE viewid = " + oid_text(view));
   return spi.rows() ? spi.text(0, 1) : "";

@@ -38,6 +38,11 @@ const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation);
 // delta_relations: relations with a delta table; with view != 0, only those the
 // view reads, directly or through other views.
 std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view);
+// delta_closure: the relations whose deltas must be applied together with
+// `relations`: every deferred view fed by them (directly or downstream)
+// reads the same moment of all its inputs only if all of its pending inputs
+// are consumed at once.
+std::vector<std::uint32_t> delta_closure(pg::Spi& spi, std::vector<std::uint32_t> relations);
 std::string view_mode(pg::Spi& spi, std::uint32_t view);
 // lock_base_tables: SHARE-locks every table the view reads (through other
 // views too), so that no writer changes them until this transaction ends.

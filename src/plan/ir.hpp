@@ -71,6 +71,11 @@ struct ViewPlan {
 
   // SPJ views: one expression per output column, over the leaves.
   std::vector<std::string> outputs;
+  // SPJ views with outer joins: an output column holding the join key of a
+  // leaf no join null-extends, or -1.  The view's rows of an affected key are
+  // then found in the view itself instead of being recomputed from the
+  // inputs' old state.
+  int view_key = -1;
 
   // Aggregate views (also SELECT DISTINCT, as GROUP BY every column).
   bool aggregate = false;

@@ -79,7 +79,7 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-constexpr long long kFormat = 1;
+constexpr long long kFormat = 2;
 
 }  // namespace
 
@@ -139,12 +139,14 @@ std::string serialize(const ViewPlan& p) {
   }
   w.strs(p.finals);
   w.str(p.having);
+  w.num(p.view_key);
   return w.take();
 }
 
 ViewPlan deserialize(const std::string& text) {
   Reader r(text);
-  if (r.num() != kFormat) throw std::runtime_error("unknown view plan format");
+  long long format = r.num();
+  if (format != kFormat && format != 1) throw std::runtime_error("unknown view plan format");
   ViewPlan p;
   p.name = r.str();
   p.oid = static_cast<std::uint32_t>(r.num());
@@ -192,6 +194,7 @@ ViewPlan deserialize(const std::string& text) {
   }
   p.finals = r.strs();
   p.having = r.str();
+  if (format >= 2) p.view_key = static_cast<int>(r.num());  // format 1 had no view_key
   if (!r.done()) throw std::runtime_error("corrupt view plan: trailing data");
   return p;
 }

@@ -135,8 +135,8 @@ std::string body_delta_linear(const ViewPlan& p, const Changes& c,
   return join(terms, " UNION ALL ");
 }
 
-std::string body_delta_outer(const ViewPlan& p, const Changes& c,
-                             const std::vector<std::string>& exprs) {
+std::string body_delta_outer(const ViewPlan& p, const Changes& c, const std::vector<std::string>& exprs,
+                             const std::string& old_rows = "") {
   std::vector<std::string> keys;
   for (const auto& [i, d] : c) {
     const Leaf& l = leaf_of(p, i);
@@ -148,13 +148,18 @@ std::string body_delta_outer(const ViewPlan& p, const Changes& c,
   SourceFn now = [&](int j) { return restricted(leaf_of(p, j)); };
   out += "SELECT " + select_list(exprs) + "1::int8 AS __m FROM " + from_tree(p, p.root, now) +
          where_and(p);
-  // ... minus the same rows before it.
-  SourceFn before = [&](int j) {
-    auto cj = c.find(j);
-    return cj == c.end() ? restricted(leaf_of(p, j)) : restricted_old(p, j, cj->second);
-  };
-  out += " UNION ALL SELECT " + select_list(exprs) + "-1::int8 AS __m FROM " +
-         from_tree(p, p.root, before) + where_and(p);
+  // ... minus the same rows before it: read from the view when it can find
+  // them by key, else recomputed from the inputs' old state.
+  if (!old_rows.empty()) {
+    out += " UNION ALL " + old_rows;
+  } else {
+    SourceFn before = [&](int j) {
+      auto cj = c.find(j);
+      return cj == c.end() ? restricted(leaf_of(p, j)) : restricted_old(p, j, cj->second);
+    };
+    out += " UNION ALL SELECT " + select_list(exprs) + "-1::int8 AS __m FROM " + from_tree(p, p.root, before) +
+           where_and(p);
+  }
   // Rows whose key is NULL never match: they pass through the joins alone.
   for (const auto& change : c) {
     const int i = change.first;
@@ -412,8 +417,14 @@ std::string sql_lock_keys(const ViewPlan& p, const Changes& c) {
 
 std::string sql_spj_apply(const ViewPlan& p, const Changes& c) {
   std::vector<std::string> cn = numbered("c", p.columns.size());
-  std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" +
-                  sql_body_delta(p, c, p.outputs) + ") ivm_b" + group_by(cn) +
+  std::string body;
+  if (p.outer && p.view_key >= 0)
+    body = body_delta_outer(p, c, p.outputs,
+                            "SELECT " + lead(prefixed("v.", p.columns)) + "-1::int8 FROM " + p.name + " v WHERE v." +
+                                p.columns[static_cast<std::size_t>(p.view_key)] + " IN (SELECT k FROM ivm_keys)");
+  else
+    body = sql_body_delta(p, c, p.outputs);
+  std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + body + ") ivm_b" + group_by(cn) +
                   " HAVING sum(__m) <> 0)";
   // Remove |m| copies of each deleted row.  SKIP LOCKED: when two writers
   // delete equal rows, each takes a different physical copy.
