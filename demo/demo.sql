@@ -1,4 +1,4 @@
--- demo/demo.sql: the seed tutorial on ivm. Run by demo/run as
+-- demo/demo.sql: the Customer 360 demo on ivm. Run by demo/run as
 --   psql -X -q -v ON_ERROR_STOP=1 -f demo/demo.sql
 -- in a fresh database; its output must equal demo/expected_results.txt byte for byte
 -- (hence the \echo lines and the blank lines between tables).
