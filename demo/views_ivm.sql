@@ -1,6 +1,6 @@
--- The seed's views (demo/views.sql) as ivm incrementally maintained views.
--- Each SELECT is copied verbatim from views.sql; customer_360 reads the three summaries,
--- which are ivm views themselves, and churn_alerts is the tutorial's alert "sink".
+-- The Customer 360 views as ivm incrementally maintained views: three per-customer
+-- summaries, customer_360 reading them (views over views), the churn-risk table over
+-- customer_360, and churn_alerts, the view an alerting consumer would follow.
 
 SELECT ivm.create_view('customer_order_summary', $$
 SELECT
