@@ -21,6 +21,8 @@ std::string text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
   return pg::pg_call([&] { return std::string(text_to_cstring(PG_GETARG_TEXT_PP(n))); });
 }
 
+// on_xact: a safety net.  Maintenance scopes and statement frames unwind
+// with the errors that end them; after a transaction abort none can remain.
 void on_xact(XactEvent event, void*) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     apply::MaintenanceScope::reset();
@@ -28,15 +30,10 @@ void on_xact(XactEvent event, void*) {
   }
 }
 
-void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-  if (event == SUBXACT_EVENT_ABORT_SUB) apply::MaintenanceScope::reset();
-}
-
 }  // namespace
 
 void _PG_init(void) {
   RegisterXactCallback(on_xact, nullptr);
-  RegisterSubXactCallback(on_subxact, nullptr);
   capture::install_hooks();
   apply::worker_init();
 }
