@@ -1,4 +1,5 @@
--- 08_deferred: deferred mode.  Writers only append their transition rows to one delta table
+-- 08_deferred: deferred mode.  Writers only append the columns deferred views read of their
+-- transition rows to one delta table
 -- per base relation (ivm_state.delta_<relid>, listed in ivm.delta_tables); ivm.apply_deltas()
 -- consumes and consolidates them in one snapshot and maintains every deferred view (and the
 -- views downstream of them).  Covered: aggregate, join and view-over-view deferred views, an

@@ -109,7 +109,11 @@ IVM_FUNCTION(ivm_set_mode) {
     // Leaving deferred: catch up.  Entering it: the changes other deferred
     // views still wait for are already in this view, so they are applied now
     // rather than handed to it again later.
-    apply::apply_deltas(spi, view);
+    // Its own delta table too: changes it made while immediate are owed to
+    // its deferred readers before it starts changing only at apply time.
+    std::vector<std::uint32_t> relations = catalog::delta_relations(spi, view);
+    if (catalog::delta_table(spi, view)) relations.push_back(view);
+    apply::apply_relations(spi, relations);
     catalog::set_mode(spi, view, mode);
   }
   PG_RETURN_VOID();

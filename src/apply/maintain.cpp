@@ -5,6 +5,7 @@
 #include "pg/spi.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -144,13 +145,32 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
                       (cols.empty() ? "" : ", ") + "sum(__m)::int8 AS __m FROM c" +
                       (cols.empty() ? "" : " GROUP BY " + cols) + " HAVING sum(__m) <> 0";
     if (spi.exec(sql) == 0) continue;
-    std::string name = "ivm_consumed_" + std::to_string(r);
+    // The name carries the column set: a cached plan reading it must never
+    // meet a relation of another shape under the same name.
+    std::string name = "ivm_consumed_" + std::to_string(r) + "_" + std::to_string(std::hash<std::string>{}(cols) % 1000000);
     spi.capture(name);
     changed[r] = plan::DeltaSource{"", "", name};
   }
   if (changed.empty()) return 0;
   return propagate(spi, changed, Phase::Apply);
 }
+
+namespace {
+
+// rebuild: recomputes one view from scratch.  Deferred views reading it get
+// the difference through its delta table (old rows out, new rows in).
+void rebuild(pg::Spi& spi, std::uint32_t oid, const plan::ViewPlan& p) {
+  const catalog::DeltaTable* dt = catalog::delta_table(spi, oid);
+  std::string cols;
+  if (dt)
+    for (const auto& c : dt->columns) cols += c + ", ";
+  if (dt) spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "-1 FROM " + p.name);
+  for (const auto& sql : plan::sql_clear(p)) spi.exec_once(sql);
+  for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
+  if (dt) spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "1 FROM " + p.name);
+}
+
+}  // namespace
 
 std::uint64_t refresh(pg::Spi& spi, std::uint32_t view) {
   MaintenanceScope scope;
@@ -159,8 +179,7 @@ std::uint64_t refresh(pg::Spi& spi, std::uint32_t view) {
   catalog::lock_base_tables(spi, view);
   if (catalog::view_mode(spi, view) == "deferred") apply_deltas(spi, view);
   plan::ViewPlan p = catalog::load_plan(spi, view);
-  for (const auto& sql : plan::sql_clear(p)) spi.exec_once(sql);
-  for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
+  rebuild(spi, view, p);
   std::uint64_t rows = 0;
   spi.exec_once("SELECT count(*) FROM " + p.name);
   rows = std::stoull(spi.text(0, 1));
@@ -168,21 +187,13 @@ std::uint64_t refresh(pg::Spi& spi, std::uint32_t view) {
   return rows;
 }
 
+
 void refresh_dependents(pg::Spi& spi, std::uint32_t relation) {
   MaintenanceScope scope;
   pg::PinnedSearchPath pinned;
   for (const auto& v : catalog::dependents(spi, relation)) {
-    // Deferred views catch up through their delta tables (record_truncate);
-    // a rebuilt view hands its change to deferred readers the same way.
-    if (v.deferred) continue;
-    const catalog::DeltaTable* dt = catalog::delta_table(spi, v.oid);
-    std::string cols;
-    if (dt)
-      for (const auto& c : dt->columns) cols += c + ", ";
-    if (dt) spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "-1 FROM " + v.plan.name);
-    for (const auto& sql : plan::sql_clear(v.plan)) spi.exec_once(sql);
-    for (const auto& sql : plan::sql_populate(v.plan)) spi.exec_once(sql);
-    if (dt) spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "1 FROM " + v.plan.name);
+    // Deferred views catch up through their delta tables (record_truncate).
+    if (!v.deferred) rebuild(spi, v.oid, v.plan);
   }
 }
 

@@ -3,6 +3,7 @@
 #include "apply/maintain.hpp"  // plan headers first: they refuse to follow postgres.h
 #include "capture/statement.hpp"
 
+#include <functional>
 #include <map>
 
 namespace ivm::capture {
@@ -71,7 +72,13 @@ void flush(QueryDesc* q) {
   apply::Changed changed;
   for (const auto& [relid, st] : p.changes) {
     plan::DeltaSource d;
-    std::string base = "ivm_pending_" + std::to_string(relid);
+    // The name carries the row type (columns can be dropped between two
+    // statements): a cached plan must never meet another shape under it.
+    TupleDesc desc = st.inserted ? st.inserted_desc : st.deleted_desc;
+    std::string shape;
+    for (int i = 0; i < desc->natts; i++)
+      shape += std::string(NameStr(TupleDescAttr(desc, i)->attname)) + ":" + std::to_string(TupleDescAttr(desc, i)->atttypid) + ",";
+    std::string base = "ivm_pending_" + std::to_string(relid) + "_" + std::to_string(std::hash<std::string>{}(shape) % 1000000);
     if (st.inserted) {
       d.inserted = base + "_new";
       spi.register_store(d.inserted, st.inserted, st.inserted_desc);
@@ -83,7 +90,13 @@ void flush(QueryDesc* q) {
     changed[relid] = d;
   }
   apply::propagate(spi, changed, apply::Phase::Write);
-  pg::pg_call([&] { MemoryContextDelete(p.cxt); });
+  pg::pg_call([&] {
+    for (const auto& [relid, st] : p.changes) {
+      if (st.inserted) tuplestore_end(st.inserted);
+      if (st.deleted) tuplestore_end(st.deleted);
+    }
+    MemoryContextDelete(p.cxt);
+  });
 }
 
 // flush_boundary: flush, with C++ exceptions turned into an ereport once the

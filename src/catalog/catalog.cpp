@@ -78,32 +78,57 @@ std::string modes_check(const std::string& mode) {
               "Valid modes are 'immediate', 'deferred' and 'wal'.");
 }
 
-// ensure_delta_table: creates the delta table of relation relid if missing.
-// It holds the relation's columns (those a view can read: with an equality
-// operator), the change's multiplicity and when it was captured.
-void ensure_delta_table(pg::Spi& spi, std::uint32_t relid) {
-  spi.exec_once("SELECT 1 FROM ivm.delta_tables WHERE relid = " + oid_text(relid));
-  if (spi.rows() > 0) return;
-  spi.exec_once("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid "
-                "FROM pg_catalog.pg_attribute a WHERE a.attrelid = " + oid_text(relid) +
-                " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum");
-  std::vector<std::string> defs, cols;
-  for (uint64 i = 0; i < spi.rows(); ++i) {
-    Oid type = static_cast<Oid>(std::stoul(spi.text(i, 3)));
-    if (!pg_call([&] { return OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr); })) continue;
-    std::string col = pg::quote_ident(spi.text(i, 1));
-    cols.push_back(col);
-    defs.push_back(col + " " + spi.text(i, 2));
+// needed_columns: the columns of relid a view reads.
+std::vector<std::string> needed_columns(const plan::ViewPlan& p, std::uint32_t relid) {
+  std::vector<std::string> cols;
+  for (const auto& l : p.leaves)
+    if (l.relid == relid)
+      for (const auto& c : l.columns)
+        if (std::find(cols.begin(), cols.end(), c) == cols.end()) cols.push_back(c);
+  return cols;
+}
+
+// ensure_delta_table: makes relid's delta table hold at least the columns a
+// deferred view needs.  A delta table holds only columns deferred views read
+// (so that dropping any other column of the table just works), the change's
+// multiplicity and when it was captured.  When it must grow, its pending
+// changes are applied first and it is created anew.
+void ensure_delta_table(pg::Spi& spi, std::uint32_t relid, const std::vector<std::string>& needed) {
+  const DeltaTable* existing = delta_table(spi, relid);
+  std::vector<std::string> cols = existing ? existing->columns : std::vector<std::string>{};
+  bool grows = !existing;
+  for (const auto& c : needed)
+    if (std::find(cols.begin(), cols.end(), c) == cols.end()) {
+      cols.push_back(c);
+      grows = true;
+    }
+  if (!grows) return;
+  if (existing) {
+    std::string old = existing->name;
+    apply::apply_relations(spi, {relid});
+    spi.exec_once("DROP TABLE " + old);
+    spi.exec_once("DELETE FROM ivm.delta_tables WHERE relid = " + oid_text(relid));
   }
-  std::string name = "ivm_state.delta_" + oid_text(relid);
-  std::string list;
-  for (const auto& d : defs) list += d + ", ";
-  spi.exec_once("CREATE TABLE " + name + " (" + list +
-                "__m int8 NOT NULL, __at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp())");
   std::string arr;
   for (const auto& c : cols) arr += (arr.empty() ? "" : ", ") + quote_literal(c);
+  spi.exec_once("SELECT pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod) "
+                "FROM pg_catalog.pg_attribute a WHERE a.attrelid = " + oid_text(relid) +
+                " AND a.attnum > 0 AND NOT a.attisdropped AND pg_catalog.quote_ident(a.attname) = ANY (ARRAY[" +
+                arr + "]::text[]) ORDER BY a.attnum");
+  std::string defs;
+  std::vector<std::string> ordered;
+  for (uint64 i = 0; i < spi.rows(); ++i) {
+    ordered.push_back(spi.text(i, 1));
+    defs += spi.text(i, 1) + " " + spi.text(i, 2) + ", ";
+  }
+  std::string name = "ivm_state.delta_" + oid_text(relid);
+  spi.exec_once("CREATE TABLE " + name + " (" + defs +
+                "__m int8 NOT NULL, __at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp())");
+  arr.clear();
+  for (const auto& c : ordered) arr += (arr.empty() ? "" : ", ") + quote_literal(c);
   spi.exec_once("INSERT INTO ivm.delta_tables (relid, name, columns) VALUES (" + oid_text(relid) + ", " +
                 quote_literal(name) + ", ARRAY[" + arr + "]::text[])");
+  invalidate();
 }
 
 // drop_unused_delta_tables: removes delta tables no deferred view reads.
@@ -295,7 +320,8 @@ void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode) {
     spi.exec_once("SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view));
     std::vector<std::uint32_t> inputs;
     for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
-    for (std::uint32_t r : inputs) ensure_delta_table(spi, r);
+    plan::ViewPlan p = load_plan(spi, view);
+    for (std::uint32_t r : inputs) ensure_delta_table(spi, r, needed_columns(p, r));
   }
   drop_unused_delta_tables(spi);
   invalidate();
@@ -321,7 +347,7 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
   analyze::MaterializeFn materialize = [&](const std::string& def) {
     spi.exec_once("SELECT nextval('ivm.internal_seq')");
     std::string iname = "ivm_state.sq_" + spi.text(0, 1);
-    std::uint32_t oid = create_view(spi, iname, def, "immediate");
+    std::uint32_t oid = create_view(spi, iname, def, mode);  // a subquery lags with its view
     internals.push_back(oid);
     return oid;
   };
@@ -374,7 +400,7 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
   for (std::uint32_t i : internals)
     spi.exec_once("UPDATE ivm.views SET parent = " + oid_text(oid) + " WHERE viewid = " + oid_text(i));
   if (mode == "deferred")
-    for (std::uint32_t r : a.inputs) ensure_delta_table(spi, r);
+    for (std::uint32_t r : a.inputs) ensure_delta_table(spi, r, needed_columns(p, r));
   invalidate();
   apply::MaintenanceScope scope;
   for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);

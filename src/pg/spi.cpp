@@ -33,7 +33,12 @@ Spi::Spi() {
 Spi::~Spi() {
   // On the error path the transaction is being aborted and AtEOXact_SPI
   // cleans up; calling into SPI then could raise a second error.
-  if (std::uncaught_exceptions() == 0) pg_call([] { SPI_finish(); });
+  // Ending the stores releases temporary files of results that spilled to
+  // disk (at commit, a file still open would be reported as leaked).
+  if (std::uncaught_exceptions() == 0) pg_call([&] {
+      for (Tuplestorestate* s : stores_) tuplestore_end(s);
+      SPI_finish();
+    });
 }
 
 uint64 Spi::exec(const std::string& sql) {
@@ -101,6 +106,7 @@ void Spi::capture(const std::string& name) {
   Tuplestorestate* store = nullptr;
   TupleDesc desc = nullptr;
   append_result(cxt_, store, desc);
+  stores_.push_back(store);
   register_store(name, store, desc);
 }
 

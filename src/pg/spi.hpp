@@ -45,6 +45,7 @@ class Spi {
  private:
   friend class SnapshotScope;
   MemoryContext cxt_;
+  std::vector<Tuplestorestate*> stores_;  // captured results, ended with the connection
   Snapshot snapshot_ = nullptr;  // when set, every statement runs in it
 };
 
