@@ -127,3 +127,8 @@ AS 'MODULE_PATHNAME', 'ivm_capture' LANGUAGE C;
 
 CREATE FUNCTION ivm.guard() RETURNS trigger
 AS 'MODULE_PATHNAME', 'ivm_guard' LANGUAGE C;
+
+-- Dropping a table a view reads is refused; dropping a view table cleans up.
+CREATE FUNCTION ivm.on_sql_drop() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'ivm_on_sql_drop' LANGUAGE C;
+CREATE EVENT TRIGGER ivm_sql_drop ON sql_drop EXECUTE FUNCTION ivm.on_sql_drop();

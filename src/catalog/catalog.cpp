@@ -428,7 +428,9 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
   drop_unused_delta_tables(spi);
   invalidate();
   pg::PinnedSearchPath pinned;
-  spi.exec_once("DROP TABLE IF EXISTS " + p.name);
+  // The table may be gone already (DROP TABLE of a view table ends here).
+  spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(view));
+  if (spi.rows() > 0) spi.exec_once("DROP TABLE " + p.name);
   if (!p.state.empty()) spi.exec_once("DROP TABLE IF EXISTS " + p.state);
   if (!p.keylock.empty()) spi.exec_once("DROP TABLE IF EXISTS " + p.keylock);
   for (std::uint32_t c : children) drop_view(spi, c);
