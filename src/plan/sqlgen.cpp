@@ -616,18 +616,49 @@ std::string sql_agg_apply(const ViewPlan& p) {
   std::string g = kGroupsRelation;
   std::vector<std::string> sg = state_groups(p);
   std::string on = match(prefixed("s.", sg), prefixed("g.", sg));
-  std::string f = "WITH f AS (" + finalized(p, p.global() ? "" : " JOIN " + g + " g ON " + on) + ")";
-  std::string del = p.global()
-                        ? "del AS (DELETE FROM " + p.name + " v RETURNING v.*)"
-                        : "del AS (DELETE FROM " + p.name + " v USING " + g + " g WHERE " +
-                              match(view_group_columns(p), prefixed("g.", sg)) + " RETURNING v.*)";
-  std::string ins = "ins AS (INSERT INTO " + p.name + " SELECT " + join(p.finals, ", ") + " FROM f" +
-                    output_filter(p) + " RETURNING *)";
-  std::string sql = f + ", " + del + ", " + ins;
+  std::string sql = "WITH f AS (" + finalized(p, p.global() ? "" : " JOIN " + g + " g ON " + on) + ")";
+  // o: the output row of every affected group that has one now.
+  std::vector<std::string> oc = numbered("c", p.columns.size()), items;
+  for (std::size_t i = 0; i < p.groups.size(); ++i) items.push_back("f.g" + std::to_string(i) + " AS g" + std::to_string(i));
+  for (std::size_t i = 0; i < p.finals.size(); ++i) items.push_back(p.finals[i] + " AS " + oc[i]);
+  sql += ", o AS (SELECT " + join(items, ", ") + " FROM f" + output_filter(p) + ")";
+  std::vector<std::string> og = numbered("o.g", p.groups.size()), gg = numbered("g.g", p.groups.size());
+  std::string v_is_o = match(view_group_columns(p), og);
+  // Rows whose group keeps an output row are updated in place (a HOT update
+  // when no indexed column changes: hot groups do not bloat the index), and
+  // only when their values changed.  The self-join on ctid reads the old row,
+  // which RETURNING alone cannot.
+  std::vector<std::string> old_cols, new_cols;
+  for (std::size_t i = 0; i < p.columns.size(); ++i) {
+    old_cols.push_back("w." + p.columns[i] + " AS o" + std::to_string(i));
+    new_cols.push_back("v." + p.columns[i] + " AS n" + std::to_string(i));
+  }
+  sql += ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" + join(prefixed("o.", oc), ", ") +
+         ") FROM o, " + p.name + " w WHERE w.ctid = v.ctid AND " + v_is_o + " AND ROW(" +
+         join(prefixed("w.", p.columns), ", ") + ") IS DISTINCT FROM ROW(" + join(prefixed("o.", oc), ", ") +
+         ") RETURNING " + join(old_cols, ", ") + ", " + join(new_cols, ", ") + ")";
+  // Rows of groups that lost their output row (emptied, or failing HAVING).
+  if (p.global())
+    sql += ", del AS (DELETE FROM " + p.name + " v WHERE NOT EXISTS (SELECT 1 FROM o) RETURNING v.*)";
+  else
+    sql += ", del AS (DELETE FROM " + p.name + " v USING " + g + " g WHERE " +
+           match(view_group_columns(p), prefixed("g.", sg)) + " AND NOT EXISTS (SELECT 1 FROM o WHERE " +
+           match(og, gg) + ") RETURNING v.*)";
+  // Groups that gained one.
+  std::string exists = p.global() ? "SELECT 1 FROM " + p.name
+                                  : "SELECT 1 FROM " + p.name + " v WHERE " + v_is_o;
+  sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("o.", oc), ", ") + " FROM o WHERE NOT EXISTS (" +
+         exists + ") RETURNING *)";
   // A group that lost its last row disappears from the state too.
   if (!p.global())
     sql += ", gc AS (DELETE FROM " + p.state + " s USING " + g + " g WHERE " + on + " AND s.__cnt = 0)";
-  return sql + " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 AS __m FROM ins";
+  std::vector<std::string> as_old, as_new;
+  for (std::size_t i = 0; i < p.columns.size(); ++i) {
+    as_old.push_back("o" + std::to_string(i) + " AS " + p.columns[i]);
+    as_new.push_back("n" + std::to_string(i));
+  }
+  return sql + " SELECT " + join(as_old, ", ") + ", -1::int8 AS __m FROM upd UNION ALL SELECT " + join(as_new, ", ") +
+         ", 1::int8 FROM upd UNION ALL SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins";
 }
 
 std::string explain(const ViewPlan& p) {

@@ -732,16 +732,29 @@ TEST(AggRecompute, NullKeyArmTakesRowsWithAnyNullGroupColumn) {
   EXPECT_TRUE(Has(null_arm, "ROW(g0, g1) IS NOT DISTINCT FROM ROW(l1.region, l1.year)"));
 }
 
-TEST(AggApply, GroupedReplacesTheAffectedGroupsRows) {
+TEST(AggApply, GroupedUpdatesInPlaceAndAddsOrRemovesGroups) {
   const ViewPlan p = grouped_agg(true);
   const std::string sql = sql_agg_apply(p);
   EXPECT_TRUE(Has(sql, "FROM ivm_state.state_1 s JOIN ivm_groups g ON (s.g0 = g.g0 OR (s.g0 IS NULL AND g.g0 IS NULL))"));
-  EXPECT_TRUE(Has(sql, "DELETE FROM public.v_sales v USING ivm_groups g WHERE (v.region = g.g0 OR (v.region IS NULL AND g.g0 IS NULL))"));
-  EXPECT_TRUE(Has(sql, "INSERT INTO public.v_sales SELECT f.g0, f.a0, f.a1, f.a2, f.a3, f.a4, f.a5, f.a6, f.a7, f.a8 FROM f WHERE f.__cnt > 0"));
+  // o: the affected groups that still have an output row.
+  EXPECT_TRUE(Has(sql, "o AS (SELECT f.g0 AS g0, f.g0 AS c0, f.a0 AS c1"));
+  EXPECT_TRUE(Has(sql, "FROM f WHERE f.__cnt > 0)"));
+  // Existing rows are updated in place, only when a value changed, reading the
+  // old row through a self-join on ctid.
+  EXPECT_TRUE(Has(sql, "upd AS (UPDATE public.v_sales v SET (region, "));
+  EXPECT_TRUE(Has(sql, "FROM o, public.v_sales w WHERE w.ctid = v.ctid AND (v.region = o.g0 OR (v.region IS NULL AND o.g0 IS NULL))"));
+  EXPECT_TRUE(Has(sql, "IS DISTINCT FROM ROW(o.c0, o.c1"));
+  // Rows of groups without an output row go; new groups' rows come.
+  EXPECT_TRUE(Has(sql, "del AS (DELETE FROM public.v_sales v USING ivm_groups g WHERE (v.region = g.g0 OR (v.region IS NULL AND g.g0 IS NULL)) AND NOT EXISTS (SELECT 1 FROM o WHERE"));
+  EXPECT_TRUE(Has(sql, "ins AS (INSERT INTO public.v_sales SELECT o.c0, o.c1"));
+  EXPECT_TRUE(Has(sql, "FROM o WHERE NOT EXISTS (SELECT 1 FROM public.v_sales v WHERE (v.region = o.g0"));
   // Groups that lost their last row leave the state too.
   EXPECT_TRUE(Has(sql, "gc AS (DELETE FROM ivm_state.state_1 s USING ivm_groups g WHERE"));
   EXPECT_TRUE(Has(sql, "AND s.__cnt = 0)"));
-  EXPECT_TRUE(Has(sql, "SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 AS __m FROM ins"));
+  // The view's change: old and new values of updated rows, deleted and inserted rows.
+  EXPECT_TRUE(Has(sql, "SELECT o0 AS region, "));
+  EXPECT_TRUE(Has(sql, "-1::int8 AS __m FROM upd UNION ALL SELECT n0, "));
+  EXPECT_TRUE(Has(sql, "1::int8 FROM upd UNION ALL SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins"));
 }
 
 TEST(AggApply, Finalization) {
@@ -769,14 +782,17 @@ TEST(AggApply, HavingFiltersFinalizedRows) {
   EXPECT_TRUE(Has(sql_agg_apply(q), "FROM f WHERE (f.a0 > 1)"));
 }
 
-TEST(AggApply, GlobalReplacesTheSingleRowEvenWhenEmpty) {
+TEST(AggApply, GlobalKeepsTheSingleRowEvenWhenEmpty) {
   const ViewPlan p = global_agg();
   const std::string sql = sql_agg_apply(p);
-  EXPECT_TRUE(Has(sql, "DELETE FROM public.v_total v RETURNING v.*"));
   EXPECT_TRUE(Has(sql, "FROM ivm_state.state_2 s)"));
   EXPECT_TRUE(Lacks(sql, "ivm_groups"));
   EXPECT_TRUE(Lacks(sql, "__cnt > 0"));  // count(*) = 0 still has a row
   EXPECT_TRUE(Lacks(sql, "gc AS"));
+  // The one row is updated; deleted only when HAVING rejects it; inserted when missing.
+  EXPECT_TRUE(Has(sql, "w.ctid = v.ctid AND true AND"));
+  EXPECT_TRUE(Has(sql, "del AS (DELETE FROM public.v_total v WHERE NOT EXISTS (SELECT 1 FROM o) RETURNING v.*)"));
+  EXPECT_TRUE(Has(sql, "FROM o WHERE NOT EXISTS (SELECT 1 FROM public.v_total) RETURNING *)"));
 }
 
 // --- storage, populate, clear --------------------------------------------
