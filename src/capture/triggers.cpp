@@ -4,15 +4,76 @@
 // direct changes by users.
 #include "apply/maintain.hpp"
 #include "capture/statement.hpp"
+#include "catalog/catalog.hpp"
 #include "pg/spi.hpp"
 
 using namespace ivm;
+
+namespace {
+
+// append_rows: appends one transition table's rows, with multiplicity m, to
+// the delta table, straight into the heap: no SPI, no plan.  Its own read
+// pointer leaves the transition table as other triggers will find it.
+void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const std::vector<int>& attnums,
+                 int64 m, TimestampTz at) {
+  TupleDesc desc = RelationGetDescr(delta);
+  int n = desc->natts;
+  Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * n));
+  TupleTableSlot* slot = MakeSingleTupleTableSlot(source, &TTSOpsMinimalTuple);
+  int ptr = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
+  tuplestore_select_read_pointer(store, ptr);
+  tuplestore_rescan(store);
+  int k = static_cast<int>(attnums.size());
+  while (tuplestore_gettupleslot(store, true, false, slot)) {
+    slot_getallattrs(slot);
+    for (int i = 0; i < k; i++) {
+      values[i] = slot->tts_values[attnums[i] - 1];
+      nulls[i] = slot->tts_isnull[attnums[i] - 1];
+    }
+    values[k] = Int64GetDatum(m);
+    nulls[k] = false;
+    values[k + 1] = TimestampTzGetDatum(at);
+    nulls[k + 1] = false;
+    HeapTuple tuple = heap_form_tuple(desc, values, nulls);
+    simple_heap_insert(delta, tuple);
+    heap_freetuple(tuple);
+  }
+  tuplestore_select_read_pointer(store, 0);
+  ExecDropSingleTupleTableSlot(slot);
+}
+
+// record_directly: the fast path of a write that only deferred views read
+// directly.  Returns false when the general path must run.
+bool record_directly(TriggerData* td, std::uint32_t relid) {
+  const catalog::CaptureRoute* route = catalog::cached_capture_route(relid);
+  if (!route || route->immediate_readers) return false;
+  if (route->delta == 0) return true;  // nothing reads it
+  return pg::pg_call([&] {
+    TupleDesc source = RelationGetDescr(td->tg_relation);
+    for (int a : route->attnums)
+      if (a < 1 || a > source->natts || TupleDescAttr(source, a - 1)->attisdropped) return false;
+    Relation delta = table_open(route->delta, RowExclusiveLock);
+    if (RelationGetDescr(delta)->natts != static_cast<int>(route->attnums.size()) + 2) {
+      table_close(delta, RowExclusiveLock);
+      return false;
+    }
+    TimestampTz at = GetCurrentTimestamp();
+    if (td->tg_newtable) append_rows(delta, td->tg_newtable, source, route->attnums, 1, at);
+    if (td->tg_oldtable) append_rows(delta, td->tg_oldtable, source, route->attnums, -1, at);
+    table_close(delta, NoLock);
+    return true;
+  });
+}
+
+}  // namespace
 
 IVM_FUNCTION(ivm_capture) {
   if (!CALLED_AS_TRIGGER(fcinfo))
     throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture() must be called as a trigger");
   auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
   std::uint32_t relid = RelationGetRelid(td->tg_relation);
+  if (!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && record_directly(td, relid)) return PointerGetDatum(nullptr);
   pg::Spi spi;
   pg::PinnedSearchPath pinned;
   if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && TRIGGER_FIRED_BEFORE(td->tg_event)) {
@@ -23,6 +84,7 @@ IVM_FUNCTION(ivm_capture) {
     // immediate views reading it are rebuilt.
     apply::refresh_dependents(spi, relid);
   } else {
+    (void)catalog::capture_route(spi, relid);  // so that the next write may take the fast path
     spi.register_trigger_data(td);
     if (capture::buffer_if_nested(spi, td)) return PointerGetDatum(nullptr);
     plan::DeltaSource source{td->tg_newtable ? "ivm_new" : "", td->tg_oldtable ? "ivm_old" : "", ""};

@@ -37,6 +37,10 @@ std::map<std::uint32_t, std::vector<Dependent>>& dependents_cache() {
   static std::map<std::uint32_t, std::vector<Dependent>> cache;
   return cache;
 }
+std::map<std::uint32_t, CaptureRoute>& route_cache() {
+  static std::map<std::uint32_t, CaptureRoute> cache;
+  return cache;
+}
 std::map<std::uint32_t, std::optional<DeltaTable>>& delta_cache() {
   static std::map<std::uint32_t, std::optional<DeltaTable>> cache;
   return cache;
@@ -48,6 +52,7 @@ void on_relcache(Datum, Oid relid) {
   if (relid == InvalidOid || relid == views_relid) {
     dependents_cache().clear();
     delta_cache().clear();
+    route_cache().clear();
     plan_cache().clear();
   }
 }
@@ -67,6 +72,7 @@ void invalidate() {
   pg::pg_call([] { CacheInvalidateRelcacheByRelid(views_relid); });
   dependents_cache().clear();
   delta_cache().clear();
+  route_cache().clear();
 }
 
 std::string modes_check(const std::string& mode) {
@@ -240,6 +246,36 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation) {
   }
   dependents_cache()[key] = out;
   return out;
+}
+
+const CaptureRoute* cached_capture_route(std::uint32_t relation) {
+  if (!callback_registered) return nullptr;
+  auto it = route_cache().find(relation);
+  return it == route_cache().end() ? nullptr : &it->second;
+}
+
+const CaptureRoute& capture_route(pg::Spi& spi, std::uint32_t relation) {
+  watch_catalog();
+  auto it = route_cache().find(relation);
+  if (it != route_cache().end()) return it->second;
+  CaptureRoute r;
+  spi.exec("SELECT EXISTS (SELECT 1 FROM ivm.dependencies d JOIN ivm.views v USING (viewid) WHERE d.relid = " +
+           oid_text(relation) + " AND v.mode = 'immediate')");
+  r.immediate_readers = spi.boolean(0, 1);
+  if (const DeltaTable* dt = delta_table(spi, relation)) {
+    spi.exec("SELECT pg_catalog.to_regclass(" + quote_literal(dt->name) + ")::oid");
+    r.delta = spi.is_null(0, 1) ? 0 : static_cast<std::uint32_t>(std::stoul(spi.text(0, 1)));
+    for (const auto& c : dt->columns) {
+      spi.exec("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = " + oid_text(relation) +
+               " AND NOT attisdropped AND attnum > 0 AND pg_catalog.quote_ident(attname) = " + quote_literal(c));
+      if (spi.rows() != 1) {
+        r.immediate_readers = true;  // something is off: take the general path
+        break;
+      }
+      r.attnums.push_back(std::stoi(spi.text(0, 1)));
+    }
+  }
+  return route_cache().emplace(relation, r).first->second;
 }
 
 const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation) {

@@ -35,6 +35,17 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation);
 // delta_table: the delta table of `relation`, or nullptr when no deferred view
 // reads it (cached per backend).
 const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation);
+// CaptureRoute: what a write to a relation owes ivm, cached per backend.
+// When no view reads the relation directly in immediate mode, a write only
+// appends its rows to the delta table: the trigger does that without SPI.
+struct CaptureRoute {
+  bool immediate_readers = true;  // some immediate view reads it directly
+  std::uint32_t delta = 0;        // its delta table (0: none)
+  std::vector<int> attnums;       // the relation's attnum of each delta column
+};
+const CaptureRoute& capture_route(pg::Spi& spi, std::uint32_t relation);
+// cached_capture_route: the route if cached (no catalog access), else nullptr.
+const CaptureRoute* cached_capture_route(std::uint32_t relation);
 // delta_relations: relations with a delta table; with view != 0, only those the
 // view reads, directly or through other views.
 std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view);
