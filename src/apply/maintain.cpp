@@ -47,16 +47,21 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
 
 namespace {
 
-// record: appends a relation's change to its delta table, if deferred views read it.
-void record(pg::Spi& spi, std::uint32_t relation, const plan::DeltaSource& d) {
+// record_rows: appends the rows of `from`, with multiplicity m ("1", "-1" or
+// "__m"), to the delta table of relation, if deferred views read it.
+void record_rows(pg::Spi& spi, std::uint32_t relation, const std::string& from, const std::string& m) {
   const catalog::DeltaTable* dt = catalog::delta_table(spi, relation);
   if (!dt) return;
   std::string cols;
   for (const auto& c : dt->columns) cols += c + ", ";
-  std::string into = "INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols;
-  if (!d.inserted.empty()) spi.exec(into + "1 FROM " + d.inserted);
-  if (!d.deleted.empty()) spi.exec(into + "-1 FROM " + d.deleted);
-  if (!d.bag.empty()) spi.exec(into + "__m FROM " + d.bag);
+  spi.exec("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + m + " FROM " + from);
+}
+
+// record: appends a relation's change to its delta table.
+void record(pg::Spi& spi, std::uint32_t relation, const plan::DeltaSource& d) {
+  if (!d.inserted.empty()) record_rows(spi, relation, d.inserted, "1");
+  if (!d.deleted.empty()) record_rows(spi, relation, d.deleted, "-1");
+  if (!d.bag.empty()) record_rows(spi, relation, d.bag, "__m");
 }
 
 }  // namespace
@@ -109,14 +114,10 @@ std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
 }
 
 void record_truncate(pg::Spi& spi, std::uint32_t relation) {
-  const catalog::DeltaTable* dt = catalog::delta_table(spi, relation);
-  if (!dt) return;
-  std::string cols;
-  for (const auto& c : dt->columns) cols += c + ", ";
   std::string rel = pg::pg_call([&] {
     return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)), get_rel_name(relation)));
   });
-  spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "-1 FROM " + rel);
+  record_rows(spi, relation, rel, "-1");
 }
 
 std::uint64_t apply_deltas(pg::Spi& spi, std::uint32_t view) {
@@ -160,14 +161,10 @@ namespace {
 // rebuild: recomputes one view from scratch.  Deferred views reading it get
 // the difference through its delta table (old rows out, new rows in).
 void rebuild(pg::Spi& spi, std::uint32_t oid, const plan::ViewPlan& p) {
-  const catalog::DeltaTable* dt = catalog::delta_table(spi, oid);
-  std::string cols;
-  if (dt)
-    for (const auto& c : dt->columns) cols += c + ", ";
-  if (dt) spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "-1 FROM " + p.name);
+  record_rows(spi, oid, p.name, "-1");
   for (const auto& sql : plan::sql_clear(p)) spi.exec_once(sql);
   for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
-  if (dt) spi.exec_once("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + "1 FROM " + p.name);
+  record_rows(spi, oid, p.name, "1");
 }
 
 }  // namespace
