@@ -18,7 +18,8 @@ class Spi {
   Spi& operator=(const Spi&) = delete;
 
   // exec: runs one statement through a plan cached by its text and returns
-  // the number of rows processed.  Generated maintenance SQL only.
+  // the number of rows processed.  Generated maintenance SQL only.  Under a
+  // SnapshotScope (batch applies) statements are planned afresh instead.
   uint64 exec(const std::string& sql);
   // exec_once: runs a statement without caching its plan (DDL, one-offs).
   uint64 exec_once(const std::string& sql);
