@@ -134,6 +134,10 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
   // tables read must describe the same moment, or a change committed in
   // between would be joined twice.
   pg::SnapshotScope snapshot(spi);
+  // Batches join thousands of keys; the planner, which cannot see how many
+  // rows the ephemeral relations and key sets hold, would otherwise pick
+  // nested loops that rescan per key.  LATERAL probes stay nested loops.
+  pg::ScopedSetting hash_joins("enable_nestloop", "off");
   Changed changed;
   for (std::uint32_t r : catalog::delta_closure(spi, relations)) {
     const catalog::DeltaTable* dt = catalog::delta_table(spi, r);

@@ -159,16 +159,15 @@ SnapshotScope::~SnapshotScope() {
   if (std::uncaught_exceptions() == 0) pg_call([s] { UnregisterSnapshot(s); });
 }
 
-PinnedSearchPath::PinnedSearchPath() {
-  level_ = pg_call([] {
+ScopedSetting::ScopedSetting(const char* name, const char* value) {
+  level_ = pg_call([&] {
     int level = NewGUCNestLevel();
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-                            false);
+    (void)set_config_option(name, value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     return level;
   });
 }
 
-PinnedSearchPath::~PinnedSearchPath() {
+ScopedSetting::~ScopedSetting() {
   if (std::uncaught_exceptions() == 0) pg_call([l = level_] { AtEOXact_GUC(true, l); });
 }
 

@@ -63,18 +63,25 @@ class SnapshotScope {
   Spi& spi_;
 };
 
-// PinnedSearchPath: while alive, search_path is pg_catalog, pg_temp, so
-// generated SQL and deparsed expressions never resolve through a user's
-// schemas (no hijacking by a fake operator or function).
-class PinnedSearchPath {
+// ScopedSetting: sets a configuration parameter while alive (a GUC nest
+// level, so it is undone with the scope, or by the transaction's abort).
+class ScopedSetting {
  public:
-  PinnedSearchPath();
-  ~PinnedSearchPath();
-  PinnedSearchPath(const PinnedSearchPath&) = delete;
-  PinnedSearchPath& operator=(const PinnedSearchPath&) = delete;
+  ScopedSetting(const char* name, const char* value);
+  ~ScopedSetting();
+  ScopedSetting(const ScopedSetting&) = delete;
+  ScopedSetting& operator=(const ScopedSetting&) = delete;
 
  private:
   int level_;
+};
+
+// PinnedSearchPath: while alive, search_path is pg_catalog, pg_temp, so
+// generated SQL and deparsed expressions never resolve through a user's
+// schemas (no hijacking by a fake operator or function).
+class PinnedSearchPath : public ScopedSetting {
+ public:
+  PinnedSearchPath() : ScopedSetting("search_path", "pg_catalog, pg_temp") {}
 };
 
 std::string quote_ident(const std::string& s);

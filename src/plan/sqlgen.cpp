@@ -477,7 +477,12 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
         break;
     }
   }
-  sql += ", gd AS (SELECT " + gl + join(deltas, ", ") + " FROM d" + group_by(lay.groups) + ")";
+  // __g: the group as one composite value.  Composite values compare NULL
+  // fields as equal and can be sorted or hashed, so joining per-group CTEs on
+  // it stays linear for large batches (an OR of "=" and "both NULL" would
+  // force a nested loop).
+  std::string gkey = p.global() ? std::string() : "ROW(" + join(lay.groups, ", ") + ") AS __g, ";
+  sql += ", gd AS (SELECT " + gl + gkey + join(deltas, ", ") + " FROM d" + group_by(lay.groups) + ")";
   std::string from = "gd";
   for (std::size_t i = 0; i < p.aggs.size(); ++i) {
     const Aggregate& ag = p.aggs[i];
@@ -487,11 +492,10 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
     // Net change per distinct value: an UPDATE that keeps the value is no delete.
     std::string where = " WHERE " + (lay.filter[i].empty() ? "" : lay.filter[i] + " AND ") + arg +
                         " IS NOT NULL";
-    sql += ", mm" + n + " AS (SELECT " + gl + fn + "(v) FILTER (WHERE s < 0) AS del, " + fn +
+    sql += ", mm" + n + " AS (SELECT " + gl + gkey + fn + "(v) FILTER (WHERE s < 0) AS del, " + fn +
            "(v) FILTER (WHERE s > 0) AS ins FROM (SELECT " + gl + arg + " AS v, sum(__m) AS s FROM d" +
            where + " GROUP BY " + gl + arg + ") x" + group_by(lay.groups) + ")";
-    from += " LEFT JOIN mm" + n + " ON " +
-            match(prefixed("gd.", lay.groups), prefixed("mm" + n + ".", lay.groups));
+    from += " LEFT JOIN mm" + n + " ON " + (p.global() ? std::string("true") : "gd.__g = mm" + n + ".__g");
   }
   std::vector<std::string> sg = state_groups(p);
   std::vector<std::string> cols = sg, vals, sets{"__cnt = s.__cnt + EXCLUDED.__cnt"}, dirty;
@@ -620,6 +624,7 @@ std::string sql_agg_apply(const ViewPlan& p) {
   // o: the output row of every affected group that has one now.
   std::vector<std::string> oc = numbered("c", p.columns.size()), items;
   for (std::size_t i = 0; i < p.groups.size(); ++i) items.push_back("f.g" + std::to_string(i) + " AS g" + std::to_string(i));
+  if (!p.global()) items.push_back("ROW(" + join(prefixed("f.", sg), ", ") + ") AS __g");  // see sql_agg_upsert
   for (std::size_t i = 0; i < p.finals.size(); ++i) items.push_back(p.finals[i] + " AS " + oc[i]);
   sql += ", o AS (SELECT " + join(items, ", ") + " FROM f" + output_filter(p) + ")";
   std::vector<std::string> og = numbered("o.g", p.groups.size()), gg = numbered("g.g", p.groups.size());
@@ -641,9 +646,9 @@ std::string sql_agg_apply(const ViewPlan& p) {
   if (p.global())
     sql += ", del AS (DELETE FROM " + p.name + " v WHERE NOT EXISTS (SELECT 1 FROM o) RETURNING v.*)";
   else
-    sql += ", del AS (DELETE FROM " + p.name + " v USING " + g + " g WHERE " +
-           match(view_group_columns(p), prefixed("g.", sg)) + " AND NOT EXISTS (SELECT 1 FROM o WHERE " +
-           match(og, gg) + ") RETURNING v.*)";
+    sql += ", del AS (DELETE FROM " + p.name + " v USING (SELECT " + join(prefixed("g.", sg), ", ") + ", ROW(" +
+           join(prefixed("g.", sg), ", ") + ") AS __g FROM " + g + " g) g WHERE " +
+           match(view_group_columns(p), prefixed("g.", sg)) + " AND NOT EXISTS (SELECT 1 FROM o WHERE o.__g = g.__g) RETURNING v.*)";
   // Groups that gained one.
   std::string exists = p.global() ? "SELECT 1 FROM " + p.name
                                   : "SELECT 1 FROM " + p.name + " v WHERE " + v_is_o;
