@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace ivm::apply {
@@ -134,11 +135,8 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
   // tables read must describe the same moment, or a change committed in
   // between would be joined twice.
   pg::SnapshotScope snapshot(spi);
-  // Batches join thousands of keys; the planner, which cannot see how many
-  // rows the ephemeral relations and key sets hold, would otherwise pick
-  // nested loops that rescan per key.  LATERAL probes stay nested loops.
-  pg::ScopedSetting hash_joins("enable_nestloop", "off");
   Changed changed;
+  std::uint64_t consumed = 0;
   for (std::uint32_t r : catalog::delta_closure(spi, relations)) {
     const catalog::DeltaTable* dt = catalog::delta_table(spi, r);
     if (!dt) continue;
@@ -149,7 +147,9 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
     std::string sql = "WITH c AS (DELETE FROM " + dt->name + " RETURNING *) SELECT " + cols +
                       (cols.empty() ? "" : ", ") + "sum(__m)::int8 AS __m FROM c" +
                       (cols.empty() ? "" : " GROUP BY " + cols) + " HAVING sum(__m) <> 0";
-    if (spi.exec(sql) == 0) continue;
+    std::uint64_t n = spi.exec(sql);
+    if (n == 0) continue;
+    consumed += n;
     // The name carries the column set: a cached plan reading it must never
     // meet a relation of another shape under the same name.
     std::string name = "ivm_consumed_" + std::to_string(r) + "_" + std::to_string(std::hash<std::string>{}(cols) % 1000000);
@@ -157,7 +157,19 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
     changed[r] = plan::DeltaSource{"", "", name};
   }
   if (changed.empty()) return 0;
-  return propagate(spi, changed, Phase::Apply);
+  // Large batches join thousands of keys.  Plans cached for one-row changes
+  // probe per key, and the planner cannot see how many rows the ephemeral
+  // relations and key sets hold: plan afresh, without nested loops (the
+  // LATERAL probes of a view's rows remain nested loops).
+  constexpr std::uint64_t kLargeBatch = 1000;
+  std::optional<pg::ScopedSetting> hash_joins;
+  if (consumed > kLargeBatch) {
+    hash_joins.emplace("enable_nestloop", "off");
+    spi.fresh_plans(true);
+  }
+  std::uint64_t rows = propagate(spi, changed, Phase::Apply);
+  spi.fresh_plans(false);
+  return rows;
 }
 
 namespace {

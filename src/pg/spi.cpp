@@ -42,10 +42,7 @@ Spi::~Spi() {
 }
 
 uint64 Spi::exec(const std::string& sql) {
-  // In an apply (a snapshot is set) the deltas are batches whose size varies
-  // by orders of magnitude: plan each statement for the batch at hand rather
-  // than reuse a plan made for one row.
-  if (snapshot_) return exec_once(sql);
+  if (fresh_plans_) return exec_once(sql);
   auto& cache = plan_cache();
   auto it = cache.find(sql);
   SPIPlanPtr plan = it == cache.end() ? nullptr : it->second;

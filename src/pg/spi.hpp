@@ -18,8 +18,7 @@ class Spi {
   Spi& operator=(const Spi&) = delete;
 
   // exec: runs one statement through a plan cached by its text and returns
-  // the number of rows processed.  Generated maintenance SQL only.  Under a
-  // SnapshotScope (batch applies) statements are planned afresh instead.
+  // the number of rows processed.  Generated maintenance SQL only.
   uint64 exec(const std::string& sql);
   // exec_once: runs a statement without caching its plan (DDL, one-offs).
   uint64 exec_once(const std::string& sql);
@@ -42,12 +41,16 @@ class Spi {
   void register_store(const std::string& name, Tuplestorestate* store, TupleDesc desc);
   // register_trigger_data: makes a trigger's transition tables readable.
   void register_trigger_data(TriggerData* td);
+  // fresh_plans: plan every statement anew (large batches: a plan cached for
+  // a one-row change would probe where it should hash).
+  void fresh_plans(bool on) { fresh_plans_ = on; }
 
  private:
   friend class SnapshotScope;
   MemoryContext cxt_;
   std::vector<Tuplestorestate*> stores_;  // captured results, ended with the connection
   Snapshot snapshot_ = nullptr;  // when set, every statement runs in it
+  bool fresh_plans_ = false;
 };
 
 // SnapshotScope: while alive, the connection's statements all read one
