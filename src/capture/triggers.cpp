@@ -46,9 +46,12 @@ void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const
 // record_directly: the fast path of a write that only deferred views read
 // directly.  Returns false when the general path must run.
 bool record_directly(TriggerData* td, std::uint32_t relid) {
-  const catalog::CaptureRoute* route = catalog::cached_capture_route(relid);
-  if (!route || route->immediate_readers) return false;
-  if (route->delta == 0) return true;  // nothing reads it
+  const catalog::CaptureRoute* cached = catalog::cached_capture_route(relid);
+  if (!cached || cached->immediate_readers) return false;
+  if (cached->delta == 0) return true;  // nothing reads it
+  // A copy: opening a relation may process invalidations, which empty the cache.
+  const catalog::CaptureRoute copy = *cached;
+  const catalog::CaptureRoute* route = &copy;
   return pg::pg_call([&] {
     TupleDesc source = RelationGetDescr(td->tg_relation);
     for (int a : route->attnums)

@@ -262,7 +262,11 @@ const CaptureRoute& capture_route(pg::Spi& spi, std::uint32_t relation) {
   spi.exec("SELECT EXISTS (SELECT 1 FROM ivm.dependencies d JOIN ivm.views v USING (viewid) WHERE d.relid = " +
            oid_text(relation) + " AND v.mode = 'immediate')");
   r.immediate_readers = spi.boolean(0, 1);
-  if (const DeltaTable* dt = delta_table(spi, relation)) {
+  // Copies: a statement below may process invalidations that empty the caches.
+  const DeltaTable* cached = delta_table(spi, relation);
+  std::optional<DeltaTable> copy;
+  if (cached) copy = *cached;
+  if (const DeltaTable* dt = copy ? &*copy : nullptr) {
     spi.exec("SELECT pg_catalog.to_regclass(" + quote_literal(dt->name) + ")::oid");
     r.delta = spi.is_null(0, 1) ? 0 : static_cast<std::uint32_t>(std::stoul(spi.text(0, 1)));
     for (const auto& c : dt->columns) {
