@@ -162,9 +162,12 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
   // relations and key sets hold: plan afresh, without nested loops (the
   // LATERAL probes of a view's rows remain nested loops).
   constexpr std::uint64_t kLargeBatch = 1000;
-  std::optional<pg::ScopedSetting> hash_joins;
+  std::optional<pg::ScopedSetting> hash_joins, no_jit;
   if (consumed > kLargeBatch) {
     hash_joins.emplace("enable_nestloop", "off");
+    // Disabled nested loops inflate every plan's cost past the JIT
+    // thresholds: compiling each statement would cost more than running it.
+    no_jit.emplace("jit", "off");
     spi.fresh_plans(true);
   }
   std::uint64_t rows = propagate(spi, changed, Phase::Apply);
