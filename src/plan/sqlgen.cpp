@@ -627,7 +627,7 @@ std::string sql_agg_apply(const ViewPlan& p) {
   if (!p.global()) items.push_back("ROW(" + join(prefixed("f.", sg), ", ") + ") AS __g");  // see sql_agg_upsert
   for (std::size_t i = 0; i < p.finals.size(); ++i) items.push_back(p.finals[i] + " AS " + oc[i]);
   sql += ", o AS (SELECT " + join(items, ", ") + " FROM f" + output_filter(p) + ")";
-  std::vector<std::string> og = numbered("o.g", p.groups.size()), gg = numbered("g.g", p.groups.size());
+  std::vector<std::string> og = numbered("o.g", p.groups.size());
   std::string v_is_o = match(view_group_columns(p), og);
   // Rows whose group keeps an output row are updated in place (a HOT update
   // when no indexed column changes: hot groups do not bloat the index), and
