@@ -10,7 +10,9 @@
 # Callers should `trap ivm_cluster_stop EXIT` so the cluster goes away even when a step fails.
 
 IVM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-IVM_PG_BIN=/usr/lib/postgresql/15/bin
+# IVM_PG_BIN may name another PostgreSQL 15 tree (a relocated copy, say, so that two
+# checkouts can install and test their own builds side by side).
+IVM_PG_BIN="${IVM_PG_BIN:-/usr/lib/postgresql/15/bin}"
 # Always build against PG 15, even if another pg_config comes first on PATH.
 export PG_CONFIG="$IVM_PG_BIN/pg_config"
 
