@@ -28,8 +28,10 @@ namespace {
 
 // apply_one: maintains one view for the changes of its leaves.  Leaves the
 // view's own change (rows + __m) as the last SPI result; returns its size.
-std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c) {
-  std::string lock = plan::sql_lock_keys(p, c);
+// exclusive: no one else maintains the view meanwhile (a deferred view during
+// an apply, which holds the appliers' lock), so writers need no key locks.
+std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c, bool exclusive) {
+  std::string lock = exclusive ? std::string() : plan::sql_lock_keys(p, c);
   if (!lock.empty()) spi.exec(lock);
   if (!p.aggregate) return spi.exec(plan::sql_spj_apply(p, c));
   if (spi.exec(plan::sql_agg_upsert(p, c)) == 0) return 0;
@@ -41,7 +43,7 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   // recomputed in a statement of their own: it runs after the group locks
   // were taken, so under READ COMMITTED it sees what committed meanwhile.
   if (dirty) spi.exec(plan::sql_agg_recompute(p));
-  return spi.exec(plan::sql_agg_apply(p));
+  return spi.exec(plan::sql_agg_apply(p, dirty));
 }
 
 }  // namespace
@@ -102,7 +104,7 @@ std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
       c[static_cast<int>(i)] = it->second;
     }
     if (c.empty()) continue;
-    std::uint64_t n = apply_one(spi, v.plan, c);
+    std::uint64_t n = apply_one(spi, v.plan, c, phase == Phase::Apply && v.deferred);
     total += n;
     if (n > 0 && (read_by_views.count(v.oid) || (phase == Phase::Write && catalog::delta_table(spi, v.oid)))) {
       std::string name = "ivm_delta_" + std::to_string(v.oid);
@@ -158,16 +160,18 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
   }
   if (changed.empty()) return 0;
   // Large batches join thousands of keys.  Plans cached for one-row changes
-  // probe per key, and the planner cannot see how many rows the ephemeral
-  // relations and key sets hold: plan afresh, without nested loops (the
-  // LATERAL probes of a view's rows remain nested loops).
+  // would be reused for them, so a large batch plans each statement afresh
+  // for the sizes at hand.  Nested loops stay enabled: the key sets are joined
+  // to the large tables by index probes (a hash join would read a whole table
+  // per statement), while sets are joined to each other only on hashable
+  // equalities.  No JIT: compiling each statement would cost more than
+  // running it.
   constexpr std::uint64_t kLargeBatch = 1000;
-  std::optional<pg::ScopedSetting> hash_joins, no_jit;
+  std::optional<pg::ScopedSetting> no_jit, memory;
   if (consumed > kLargeBatch) {
-    hash_joins.emplace("enable_nestloop", "off");
-    // Disabled nested loops inflate every plan's cost past the JIT
-    // thresholds: compiling each statement would cost more than running it.
     no_jit.emplace("jit", "off");
+    // Consolidating and pairing a batch sorts and hashes it: in memory.
+    memory.emplace("work_mem", "64MB");
     spi.fresh_plans(true);
   }
   std::uint64_t rows = propagate(spi, changed, Phase::Apply);

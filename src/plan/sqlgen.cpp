@@ -135,32 +135,55 @@ std::string body_delta_linear(const ViewPlan& p, const Changes& c,
   return join(terms, " UNION ALL ");
 }
 
-std::string body_delta_outer(const ViewPlan& p, const Changes& c, const std::vector<std::string>& exprs,
-                             const std::string& old_rows = "") {
+// Leaves that must be restricted to the affected keys for the join to yield
+// exactly the rows of those keys.  Every join condition equates the key class
+// across its sides, so the non-null-extended leaves of an output row share one
+// key value, and each row keeps a row of some leaf found by descending into
+// both sides of inner and full joins and the preserved side of left and right
+// joins; restricting those leaves restricts the output.  The other leaves are
+// read whole and joined by key (index probes from the restricted side): a
+// restriction there would only make the planner match each probed row against
+// the key set again.  Leaves under a full join are all restricted, since a
+// full join cannot be driven by probes from either side.
+std::set<int> anchored_leaves(const ViewPlan& p) {
+  std::set<int> out;
+  std::function<void(int, bool)> walk = [&](int n, bool all) {
+    const JoinNode& j = p.joins[static_cast<std::size_t>(n)];
+    switch (j.kind) {
+      case JoinKind::Leaf: out.insert(j.leaf); return;
+      case JoinKind::Left: walk(j.left, all); if (all) walk(j.right, all); return;
+      case JoinKind::Right: walk(j.right, all); if (all) walk(j.left, all); return;
+      case JoinKind::Full: walk(j.left, true); walk(j.right, true); return;
+      case JoinKind::Inner: walk(j.left, all); walk(j.right, all); return;
+    }
+  };
+  walk(p.root, false);
+  return out;
+}
+
+// The parts of an outer-join view's delta for changes c: the affected keys
+// (a WITH clause defining ivm_keys), the rows of those keys after the change
+// (multiplicity +1), and the rows whose key is NULL, which never match and
+// pass through the joins alone (signed).
+struct OuterDelta {
+  std::string keys;
+  std::string now;
+  std::vector<std::string> alone;
+};
+
+OuterDelta outer_delta(const ViewPlan& p, const Changes& c, const std::vector<std::string>& exprs) {
+  OuterDelta out;
   std::vector<std::string> keys;
   for (const auto& [i, d] : c) {
     const Leaf& l = leaf_of(p, i);
     keys.push_back("SELECT " + l.key + " AS k FROM (" + sql_leaf_delta(p, i, d) + ") " + l.alias);
   }
-  std::string out = "WITH ivm_keys AS (SELECT DISTINCT k FROM (" + join(keys, " UNION ALL ") +
-                    ") ivm_k WHERE k IS NOT NULL) ";
-  // Rows of the affected keys, after the change ...
-  SourceFn now = [&](int j) { return restricted(leaf_of(p, j)); };
-  out += "SELECT " + select_list(exprs) + "1::int8 AS __m FROM " + from_tree(p, p.root, now) +
-         where_and(p);
-  // ... minus the same rows before it: read from the view when it can find
-  // them by key, else recomputed from the inputs' old state.
-  if (!old_rows.empty()) {
-    out += " UNION ALL " + old_rows;
-  } else {
-    SourceFn before = [&](int j) {
-      auto cj = c.find(j);
-      return cj == c.end() ? restricted(leaf_of(p, j)) : restricted_old(p, j, cj->second);
-    };
-    out += " UNION ALL SELECT " + select_list(exprs) + "-1::int8 AS __m FROM " + from_tree(p, p.root, before) +
-           where_and(p);
-  }
-  // Rows whose key is NULL never match: they pass through the joins alone.
+  out.keys = "WITH ivm_keys AS (SELECT DISTINCT k FROM (" + join(keys, " UNION ALL ") + ") ivm_k WHERE k IS NOT NULL) ";
+  std::set<int> anchored = anchored_leaves(p);
+  SourceFn now = [&](int j) {
+    return anchored.count(j) ? restricted(leaf_of(p, j)) : leaf_of(p, j).relation;
+  };
+  out.now = "SELECT " + select_list(exprs) + "1::int8 AS __m FROM " + from_tree(p, p.root, now) + where_and(p);
   for (const auto& change : c) {
     const int i = change.first;
     const DeltaSource& d = change.second;
@@ -172,9 +195,26 @@ std::string body_delta_outer(const ViewPlan& p, const Changes& c, const std::vec
                " IS NULL)";
       return "(SELECT " + cols_of(l) + " FROM " + l.relation + " WHERE false)";
     };
-    out += " UNION ALL SELECT " + select_list(exprs) + li.alias + ".__m FROM " +
-           from_tree(p, p.root, alone) + where_and(p);
+    out.alone.push_back("SELECT " + select_list(exprs) + li.alias + ".__m FROM " + from_tree(p, p.root, alone) +
+                        where_and(p));
   }
+  return out;
+}
+
+// body_delta_outer: the rows of the affected keys after the change, minus the
+// same rows before it (recomputed from the inputs' old state), plus the
+// NULL-key rows.
+std::string body_delta_outer(const ViewPlan& p, const Changes& c, const std::vector<std::string>& exprs) {
+  OuterDelta od = outer_delta(p, c, exprs);
+  std::set<int> anchored = anchored_leaves(p);
+  SourceFn before = [&](int j) {
+    auto cj = c.find(j);
+    if (cj != c.end()) return restricted_old(p, j, cj->second);
+    return anchored.count(j) ? restricted(leaf_of(p, j)) : leaf_of(p, j).relation;
+  };
+  std::string out = od.keys + od.now + " UNION ALL SELECT " + select_list(exprs) + "-1::int8 AS __m FROM " +
+                    from_tree(p, p.root, before) + where_and(p);
+  for (const auto& a : od.alone) out += " UNION ALL " + a;
   return out;
 }
 
@@ -242,12 +282,35 @@ std::string finalize(const Aggregate& ag, std::size_t i) {
 }
 
 // f: the finalized state rows (g<i>, a<i>, __cnt) that output expressions read.
-std::string finalized(const ViewPlan& p, const std::string& restrict_join) {
+// finalized_from: the same over state rows read from `source` (aliased s).
+std::string finalized_from(const ViewPlan& p, const std::string& source) {
   std::vector<std::string> items = prefixed("s.", state_groups(p));
   for (std::size_t i = 0; i < p.aggs.size(); ++i)
     items.push_back(finalize(p.aggs[i], i) + " AS a" + std::to_string(i));
   items.push_back("s.__cnt");
-  return "SELECT " + join(items, ", ") + " FROM " + p.state + " s" + restrict_join;
+  return "SELECT " + join(items, ", ") + " FROM " + source;
+}
+
+std::string finalized(const ViewPlan& p, const std::string& restrict_join) {
+  return finalized_from(p, p.state + " s" + restrict_join);
+}
+
+// output_condition: whether finalized group f has an output row.
+std::string output_condition(const ViewPlan& p) {
+  std::vector<std::string> conds;
+  if (!p.global()) conds.push_back("f.__cnt > 0");
+  if (!p.having.empty()) conds.push_back("(" + p.having + ")");
+  return conds.empty() ? std::string("true") : "(" + join(conds, " AND ") + ")";
+}
+
+// by_tid: rows of table alias t whose ctid some row of CTE `rows` (column
+// __tid) names, among the rows satisfying cond.  The ctid list is also given
+// as an array, so that the table is read by a TID scan of exactly those rows
+// whatever the planner guesses about the join (a misestimate would otherwise
+// hash-join a whole table).
+std::string by_tid(const std::string& t, const std::string& rows, const std::string& cond) {
+  return t + ".ctid = " + rows + ".__tid AND " + t + ".ctid = ANY (ARRAY(SELECT " + rows + ".__tid FROM " + rows +
+         " WHERE " + cond + ")) AND " + cond;
 }
 
 std::string output_filter(const ViewPlan& p) {
@@ -257,11 +320,6 @@ std::string output_filter(const ViewPlan& p) {
   return conds.empty() ? std::string() : " WHERE " + join(conds, " AND ");
 }
 
-std::vector<std::string> view_group_columns(const ViewPlan& p) {
-  std::vector<std::string> out;
-  for (int c : p.group_columns) out.push_back("v." + p.columns[static_cast<std::size_t>(c)]);
-  return out;
-}
 
 }  // namespace
 
@@ -415,35 +473,107 @@ std::string sql_lock_keys(const ViewPlan& p, const Changes& c) {
          ") ivm_k WHERE k IS NOT NULL ORDER BY k ON CONFLICT (k) DO UPDATE SET k = EXCLUDED.k";
 }
 
-std::string sql_spj_apply(const ViewPlan& p, const Changes& c) {
+namespace {
+
+// bag_apply: applies signed bag d (columns c<i>, __m) to the view: removes
+// |m| copies of each deleted row, adds m copies of each inserted one.
+// SKIP LOCKED: when two writers delete equal rows, each takes a different
+// physical copy.
+std::string bag_apply(const ViewPlan& p, const std::string& d, const std::string& del, const std::string& ins) {
   std::vector<std::string> cn = numbered("c", p.columns.size());
-  std::string body;
-  if (p.outer && p.view_key >= 0)
-    body = body_delta_outer(p, c, p.outputs,
-                            "SELECT " + lead(prefixed("v.", p.columns)) + "-1::int8 FROM " + p.name + " v WHERE v." +
-                                p.columns[static_cast<std::size_t>(p.view_key)] + " IN (SELECT k FROM ivm_keys)");
-  else
-    body = sql_body_delta(p, c, p.outputs);
-  std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + body + ") ivm_b" + group_by(cn) +
-                  " HAVING sum(__m) <> 0)";
-  // Remove |m| copies of each deleted row.  SKIP LOCKED: when two writers
-  // delete equal rows, each takes a different physical copy.
-  std::string row_match = "ROW(" + join(prefixed("v2.", p.columns), ", ") +
-                          ") IS NOT DISTINCT FROM ROW(" + join(prefixed("d.", cn), ", ") + ")";
+  std::string row_match = "ROW(" + join(prefixed("v2.", p.columns), ", ") + ") IS NOT DISTINCT FROM ROW(" +
+                          join(prefixed(d + ".", cn), ", ") + ")";
   if (p.locator >= 0) {
     std::string loc = std::to_string(p.locator);
-    row_match = match({"v2." + p.columns[static_cast<std::size_t>(p.locator)]}, {"d.c" + loc}) +
-                " AND " + row_match;
+    row_match = match({"v2." + p.columns[static_cast<std::size_t>(p.locator)]}, {d + ".c" + loc}) + " AND " + row_match;
   }
-  std::string del = "del AS (DELETE FROM " + p.name +
-                    " v USING (SELECT z.tid FROM d, LATERAL (SELECT v2.ctid AS tid FROM " +
-                    p.name + " v2 WHERE " + row_match +
-                    " LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE d.__m < 0) t "
-                    "WHERE v.ctid = t.tid RETURNING v.*)";
-  std::string ins = "ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("d.", cn), ", ") +
-                    " FROM d, generate_series(1, d.__m) WHERE d.__m > 0 RETURNING *)";
-  return d + ", " + del + ", " + ins +
-         " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 AS __m FROM ins";
+  return del + " AS (DELETE FROM " + p.name + " v USING (SELECT z.tid FROM " + d +
+         ", LATERAL (SELECT v2.ctid AS tid FROM " + p.name + " v2 WHERE " + row_match + " LIMIT (-" + d +
+         ".__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE " + d + ".__m < 0) t WHERE v.ctid = t.tid RETURNING v.*), " + ins +
+         " AS (INSERT INTO " + p.name + " SELECT " + join(prefixed(d + ".", cn), ", ") + " FROM " + d +
+         ", generate_series(1, " + d + ".__m) WHERE " + d + ".__m > 0 RETURNING *)";
+}
+
+// paired_apply: applies consolidated change d (a CTE with columns c<i>, __m)
+// to a view that has a locator column.  `gone` is a CTE naming, for each
+// removed row copy, its ctid (__tid) and values (c<i>).  Removed and added
+// rows are paired up per locator value: a pair becomes one UPDATE in place
+// (HOT when no indexed column changes) instead of a DELETE and an INSERT;
+// leftovers are deleted or inserted.
+std::string paired_apply(const ViewPlan& p, const std::string& loc) {
+  std::vector<std::string> cn = numbered("c", p.columns.size());
+  std::string sql = ", came AS (SELECT " + lead(prefixed("d.", cn)) + "row_number() OVER (PARTITION BY d." + loc +
+                    ") AS __rn FROM d, generate_series(1, d.__m) WHERE d.__m > 0)";
+  sql += ", gp AS (SELECT gone.*, row_number() OVER (PARTITION BY gone." + loc + ") AS __rn FROM gone)";
+  std::vector<std::string> prc{"gp.__tid", "came.__rn IS NOT NULL AS __n"}, old_cols, new_cols;
+  for (std::size_t i = 0; i < cn.size(); ++i) {
+    prc.push_back("gp." + cn[i] + " AS o" + std::to_string(i));
+    prc.push_back("came." + cn[i]);
+    old_cols.push_back("pr.o" + std::to_string(i));
+    new_cols.push_back("v." + p.columns[i] + " AS n" + std::to_string(i));
+  }
+  sql += ", pr AS (SELECT " + join(prc, ", ") + " FROM gp FULL JOIN came ON gp." + loc + " = came." + loc +
+         " AND gp.__rn = came.__rn)";
+  sql += ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" + join(prefixed("pr.", cn), ", ") +
+         ") FROM pr WHERE " + by_tid("v", "pr", "pr.__n AND pr.__tid IS NOT NULL") + " RETURNING " + join(old_cols, ", ") +
+         ", " + join(new_cols, ", ") + ")";
+  sql += ", del AS (DELETE FROM " + p.name + " v USING pr WHERE " + by_tid("v", "pr", "NOT pr.__n") + " RETURNING v.*)";
+  sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("pr.", cn), ", ") +
+         " FROM pr WHERE pr.__tid IS NULL RETURNING *)";
+  return sql;
+}
+
+std::string paired_result(const ViewPlan& p) {
+  std::vector<std::string> as_old, as_new;
+  for (std::size_t i = 0; i < p.columns.size(); ++i) {
+    as_old.push_back("o" + std::to_string(i) + " AS " + p.columns[i]);
+    as_new.push_back("n" + std::to_string(i));
+  }
+  return " SELECT " + join(as_old, ", ") + ", -1::int8 AS __m FROM upd UNION ALL SELECT " + join(as_new, ", ") +
+         ", 1::int8 FROM upd UNION ALL SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins";
+}
+
+// keyed_outer_apply: an outer-join view whose rows show their join key in
+// column view_key.  The affected keys' rows are read from the view with their
+// ctids and consolidated against the recomputed rows (unchanged rows cancel);
+// what remains is paired up per key.  Writers of the same keys are
+// serialized by the key locks taken before, so the rows read stay as read.
+std::string keyed_outer_apply(const ViewPlan& p, const Changes& c) {
+  std::vector<std::string> cn = numbered("c", p.columns.size());
+  OuterDelta od = outer_delta(p, c, p.outputs);
+  std::string sql = od.keys + ", d AS (SELECT " + lead(cn) +
+                    "sum(__m)::int8 AS __m, array_agg(__tid) FILTER (WHERE __tid IS NOT NULL) AS __tids FROM (SELECT v.ctid, " +
+                    lead(prefixed("v.", p.columns)) + "-1::int8 FROM " + p.name + " v WHERE v." +
+                    p.columns[static_cast<std::size_t>(p.view_key)] + " IN (SELECT k FROM ivm_keys) UNION ALL SELECT NULL::tid, " +
+                    od.now.substr(std::string("SELECT ").size()) + ") ivm_b(__tid, " + lead(cn) + "__m)" + group_by(cn) +
+                    " HAVING sum(__m) <> 0)";
+  sql += ", gone AS (SELECT d.__tids[i] AS __tid, " + join(prefixed("d.", cn), ", ") +
+         " FROM d, generate_series(1, -d.__m) i WHERE d.__m < 0)";
+  sql += paired_apply(p, "c" + std::to_string(p.view_key));
+  // Rows with a NULL key: no key lock covers them; they go through as a bag.
+  sql += ", nk AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + join(od.alone, " UNION ALL ") + ") ivm_z" +
+         group_by(cn) + " HAVING sum(__m) <> 0), " + bag_apply(p, "nk", "zdel", "zins");
+  return sql + paired_result(p) + " UNION ALL SELECT zdel.*, -1::int8 FROM zdel UNION ALL SELECT zins.*, 1::int8 FROM zins";
+}
+
+}  // namespace
+
+std::string sql_spj_apply(const ViewPlan& p, const Changes& c) {
+  if (p.outer && p.view_key >= 0) return keyed_outer_apply(p, c);
+  std::vector<std::string> cn = numbered("c", p.columns.size());
+  std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + sql_body_delta(p, c, p.outputs) +
+                  ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0)";
+  if (p.locator < 0)
+    return d + ", " + bag_apply(p, "d", "del", "ins") +
+           " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins";
+  // The removed copies are found by the locator index; SKIP LOCKED: when two
+  // writers remove equal rows, each takes a different physical copy.
+  std::string loc = "c" + std::to_string(p.locator);
+  std::string gone = ", gone AS (SELECT z.__tid, " + join(prefixed("d.", cn), ", ") + " FROM d, LATERAL (SELECT v2.ctid AS __tid FROM " +
+                     p.name + " v2 WHERE " + match({"v2." + p.columns[static_cast<std::size_t>(p.locator)]}, {"d." + loc}) +
+                     " AND ROW(" + join(prefixed("v2.", p.columns), ", ") + ") IS NOT DISTINCT FROM ROW(" +
+                     join(prefixed("d.", cn), ", ") + ") LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE d.__m < 0)";
+  return d + gone + paired_apply(p, loc) + paired_result(p);
 }
 
 std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
@@ -566,7 +696,7 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
   // Sorted by group: concurrent writers lock shared groups in the same order.
   if (!p.global()) sql += " ORDER BY " + join(prefixed("gd.", lay.groups), ", ");
   sql += " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") +
-         " RETURNING " + join(prefixed("s.", sg), ", ") + ", s.__dirty";
+         " RETURNING s.*";
   return sql;
 }
 
@@ -616,47 +746,57 @@ std::string sql_agg_recompute(const ViewPlan& p) {
   return "UPDATE " + p.state + " s SET " + join(sets, ", ") + " FROM (" + r + ") r WHERE s.__dirty AND " + cond;
 }
 
-std::string sql_agg_apply(const ViewPlan& p) {
+std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
   std::string g = kGroupsRelation;
   std::vector<std::string> sg = state_groups(p);
-  std::string on = match(prefixed("s.", sg), prefixed("g.", sg));
-  std::string sql = "WITH f AS (" + finalized(p, p.global() ? "" : " JOIN " + g + " g ON " + on) + ")";
-  // o: the output row of every affected group that has one now.
-  std::vector<std::string> oc = numbered("c", p.columns.size()), items;
-  for (std::size_t i = 0; i < p.groups.size(); ++i) items.push_back("f.g" + std::to_string(i) + " AS g" + std::to_string(i));
-  if (!p.global()) items.push_back("ROW(" + join(prefixed("f.", sg), ", ") + ") AS __g");  // see sql_agg_upsert
-  for (std::size_t i = 0; i < p.finals.size(); ++i) items.push_back(p.finals[i] + " AS " + oc[i]);
-  sql += ", o AS (SELECT " + join(items, ", ") + " FROM f" + output_filter(p) + ")";
-  std::vector<std::string> og = numbered("o.g", p.groups.size());
-  std::string v_is_o = match(view_group_columns(p), og);
+  // f: the finalized state of every affected group.  The upsert returned the
+  // state rows it left; only a recomputation since then sends us back to the
+  // state table.
+  std::string f = reread_state
+                      ? finalized(p, p.global() ? "" : " JOIN " + g + " g ON " + match(prefixed("s.", sg), prefixed("g.", sg)))
+                      : finalized_from(p, g + " s");
+  std::string sql = "WITH f AS (" + f + ")";
+  // ov: per affected group, whether it has an output row now (__live), that
+  // row (c<i>), and its row in the view (o<i>, __tid), found by one probe of
+  // the view's group index.  Output expressions are evaluated for live groups
+  // only, as a WHERE clause would (an emptied group may divide by zero).
+  std::string live = output_condition(p);
+  std::vector<std::string> oc = numbered("c", p.columns.size());
+  std::vector<std::string> ovc{"w.ctid AS __tid", "f.__live"};
+  for (std::size_t i = 0; i < p.columns.size(); ++i) {
+    ovc.push_back("w." + p.columns[i] + " AS o" + std::to_string(i));
+    ovc.push_back("CASE WHEN f.__live THEN " + p.finals[i] + " END AS " + oc[i]);
+  }
+  std::string on = "true";  // a global aggregate has at most one row
+  if (!p.global()) {
+    std::vector<std::string> wg;
+    for (int c : p.group_columns) wg.push_back("w." + p.columns[static_cast<std::size_t>(c)]);
+    on = match(wg, prefixed("f.", sg));
+  }
+  sql += ", ov AS (SELECT " + join(ovc, ", ") + " FROM (SELECT f.*, coalesce(" + live + ", false) AS __live FROM f) f LEFT JOIN " +
+         p.name + " w ON " + on + ")";
   // Rows whose group keeps an output row are updated in place (a HOT update
   // when no indexed column changes: hot groups do not bloat the index), and
-  // only when their values changed.  The self-join on ctid reads the old row,
-  // which RETURNING alone cannot.
+  // only when their values changed.
   std::vector<std::string> old_cols, new_cols;
   for (std::size_t i = 0; i < p.columns.size(); ++i) {
-    old_cols.push_back("w." + p.columns[i] + " AS o" + std::to_string(i));
+    old_cols.push_back("ov.o" + std::to_string(i));
     new_cols.push_back("v." + p.columns[i] + " AS n" + std::to_string(i));
   }
-  sql += ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" + join(prefixed("o.", oc), ", ") +
-         ") FROM o, " + p.name + " w WHERE w.ctid = v.ctid AND " + v_is_o + " AND ROW(" +
-         join(prefixed("w.", p.columns), ", ") + ") IS DISTINCT FROM ROW(" + join(prefixed("o.", oc), ", ") +
-         ") RETURNING " + join(old_cols, ", ") + ", " + join(new_cols, ", ") + ")";
-  // Rows of groups that lost their output row (emptied, or failing HAVING).
-  if (p.global())
-    sql += ", del AS (DELETE FROM " + p.name + " v WHERE NOT EXISTS (SELECT 1 FROM o) RETURNING v.*)";
-  else
-    sql += ", del AS (DELETE FROM " + p.name + " v USING (SELECT " + join(prefixed("g.", sg), ", ") + ", ROW(" +
-           join(prefixed("g.", sg), ", ") + ") AS __g FROM " + g + " g) g WHERE " +
-           match(view_group_columns(p), prefixed("g.", sg)) + " AND NOT EXISTS (SELECT 1 FROM o WHERE o.__g = g.__g) RETURNING v.*)";
-  // Groups that gained one.
-  std::string exists = p.global() ? "SELECT 1 FROM " + p.name
-                                  : "SELECT 1 FROM " + p.name + " v WHERE " + v_is_o;
-  sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("o.", oc), ", ") + " FROM o WHERE NOT EXISTS (" +
-         exists + ") RETURNING *)";
+  std::string changed = "ov.__live AND ROW(" + join(old_cols, ", ") + ") IS DISTINCT FROM ROW(" +
+                        join(prefixed("ov.", oc), ", ") + ")";
+  sql += ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" +
+         join(prefixed("ov.", oc), ", ") + ") FROM ov WHERE " + by_tid("v", "ov", changed) + " RETURNING " +
+         join(old_cols, ", ") + ", " + join(new_cols, ", ") + ")";
+  // Rows of groups that lost their output row (emptied, or failing HAVING),
+  // and groups that gained one.
+  sql += ", del AS (DELETE FROM " + p.name + " v USING ov WHERE " + by_tid("v", "ov", "NOT ov.__live") + " RETURNING v.*)";
+  sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("ov.", oc), ", ") +
+         " FROM ov WHERE ov.__tid IS NULL AND ov.__live RETURNING *)";
   // A group that lost its last row disappears from the state too.
   if (!p.global())
-    sql += ", gc AS (DELETE FROM " + p.state + " s USING " + g + " g WHERE " + on + " AND s.__cnt = 0)";
+    sql += ", gc AS (DELETE FROM " + p.state + " s USING (SELECT " + join(sg, ", ") + " FROM " + g +
+           " WHERE __cnt = 0) g WHERE " + match(prefixed("s.", sg), prefixed("g.", sg)) + " AND s.__cnt = 0)";
   std::vector<std::string> as_old, as_new;
   for (std::size_t i = 0; i < p.columns.size(); ++i) {
     as_old.push_back("o" + std::to_string(i) + " AS " + p.columns[i]);
@@ -713,7 +853,7 @@ std::string explain(const ViewPlan& p) {
   if (p.aggregate) {
     o << "  2. update state: " << sql_agg_upsert(p, c) << "\n";
     if (p.needs_recompute()) o << "  3. recompute dirty groups: " << sql_agg_recompute(p) << "\n";
-    o << "  4. apply to view: " << sql_agg_apply(p) << "\n";
+    o << "  4. apply to view: " << sql_agg_apply(p, p.needs_recompute()) << "\n";
   } else {
     o << "  2. apply to view: " << sql_spj_apply(p, c) << "\n";
   }

@@ -48,7 +48,9 @@ std::string sql_lock_keys(const ViewPlan& p, const Changes& c);
 std::string sql_spj_apply(const ViewPlan& p, const Changes& c);
 std::string sql_agg_upsert(const ViewPlan& p, const Changes& c);
 std::string sql_agg_recompute(const ViewPlan& p);
-std::string sql_agg_apply(const ViewPlan& p);
+// sql_agg_apply reads the state rows the upsert returned (as kGroupsRelation);
+// reread_state: groups were recomputed since, read them from the state table.
+std::string sql_agg_apply(const ViewPlan& p, bool reread_state);
 
 // Building blocks, exposed for tests and for ivm.explain.
 std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d);

@@ -328,23 +328,28 @@ TEST(SpjApply, SingleTableInsertIsOneTermOverTheInsertedRows) {
   EXPECT_TRUE(Lacks(body, "UNION"));
 }
 
-TEST(SpjApply, ConsolidatesDeletesAndInsertsTheNetChange) {
+TEST(SpjApply, ConsolidatesAndUpdatesInPlacePerLocatorValue) {
   const ViewPlan p = spj_single();
   const std::string sql = sql_spj_apply(p, {{0, updated("ivm_new", "ivm_old")}});
   EXPECT_TRUE(Has(sql, "WITH d AS (SELECT c0, c1, sum(__m)::int8 AS __m FROM ("));
   EXPECT_TRUE(Has(sql, ") ivm_b GROUP BY c0, c1 HAVING sum(__m) <> 0)"));
-  // Deletes |__m| copies of each row with a negative net multiplicity ...
-  EXPECT_TRUE(Has(sql, "DELETE FROM public.v_spj v USING"));
-  EXPECT_TRUE(Has(sql, "LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED"));
-  EXPECT_TRUE(Has(sql, "WHERE d.__m < 0"));
+  // |__m| physical copies of each row with a negative net multiplicity are found ...
+  EXPECT_TRUE(Has(sql, "gone AS (SELECT z.__tid, d.c0, d.c1 FROM d, LATERAL (SELECT v2.ctid AS __tid FROM public.v_spj v2 WHERE "));
+  EXPECT_TRUE(Has(sql, "LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE d.__m < 0)"));
   EXPECT_TRUE(Has(sql, "ROW(v2.id, v2.amount) IS NOT DISTINCT FROM ROW(d.c0, d.c1)"));
-  // ... found through the locator column, NULL-safe.
+  // ... through the locator column, NULL-safe; __m copies of each positive one come.
   EXPECT_TRUE(Has(sql, "(v2.id = d.c0 OR (v2.id IS NULL AND d.c0 IS NULL))"));
-  // ... and inserts __m copies of each positive one.
-  EXPECT_TRUE(Has(sql, "INSERT INTO public.v_spj SELECT d.c0, d.c1 FROM d, generate_series(1, d.__m) WHERE d.__m > 0"));
+  EXPECT_TRUE(Has(sql, "came AS (SELECT d.c0, d.c1, row_number() OVER (PARTITION BY d.c0) AS __rn FROM d, generate_series(1, d.__m) WHERE d.__m > 0)"));
+  // Removed and added rows pair up per locator value: pairs are updated in place,
+  // the rest deleted or inserted.
+  EXPECT_TRUE(Has(sql, "FROM gp FULL JOIN came ON gp.c0 = came.c0 AND gp.__rn = came.__rn)"));
+  EXPECT_TRUE(Has(sql, "upd AS (UPDATE public.v_spj v SET (id, amount) = ROW(pr.c0, pr.c1) FROM pr WHERE v.ctid = pr.__tid"));
+  EXPECT_TRUE(Has(sql, "del AS (DELETE FROM public.v_spj v USING pr WHERE v.ctid = pr.__tid"));
+  EXPECT_TRUE(Has(sql, "NOT pr.__n RETURNING v.*)"));
+  EXPECT_TRUE(Has(sql, "ins AS (INSERT INTO public.v_spj SELECT pr.c0, pr.c1 FROM pr WHERE pr.__tid IS NULL RETURNING *)"));
   // The change to the view is returned as a signed bag for views over it.
-  EXPECT_TRUE(Has(sql, "SELECT del.*, -1::int8 AS __m FROM del"));
-  EXPECT_TRUE(Has(sql, "SELECT ins.*, 1::int8 AS __m FROM ins"));
+  EXPECT_TRUE(Has(sql, "SELECT o0 AS id, o1 AS amount, -1::int8 AS __m FROM upd UNION ALL SELECT n0, n1, 1::int8 FROM upd"));
+  EXPECT_TRUE(Has(sql, "SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins"));
 }
 
 TEST(SpjApply, WithoutLocatorMatchesWholeRows) {
@@ -353,6 +358,9 @@ TEST(SpjApply, WithoutLocatorMatchesWholeRows) {
   const std::string sql = sql_spj_apply(p, {{0, deleted("ivm_old")}});
   EXPECT_TRUE(Lacks(sql, "v2.id = d.c0"));
   EXPECT_TRUE(Has(sql, "ROW(v2.id, v2.amount) IS NOT DISTINCT FROM ROW(d.c0, d.c1)"));
+  EXPECT_TRUE(Has(sql, "LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED"));
+  EXPECT_TRUE(Has(sql, "INSERT INTO public.v_spj SELECT d.c0, d.c1 FROM d, generate_series(1, d.__m) WHERE d.__m > 0"));
+  EXPECT_TRUE(Lacks(sql, "upd AS"));
 }
 
 // --- inner joins: linear delta rules ------------------------------------
@@ -436,9 +444,10 @@ TEST(OuterJoin, OneChangedLeafRecomputesAffectedKeys) {
   // New rows of those keys count +1, old rows -1.
   EXPECT_TRUE(Has(body, "1::int8 AS __m FROM ("));
   EXPECT_TRUE(Has(body, "-1::int8 AS __m FROM ("));
-  // Every leaf is restricted to the affected keys, in both states.
+  // The preserved leaf is restricted to the affected keys, in both states; the
+  // null-extended one is joined by key as it is now ...
   EXPECT_EQ(2u, count(body, "(SELECT id, name FROM public.customers l1 WHERE l1.id IN (SELECT k FROM ivm_keys))"));
-  EXPECT_TRUE(Has(body, "(SELECT customer_id, amount FROM public.orders l2 WHERE l2.customer_id IN (SELECT k FROM ivm_keys))"));
+  EXPECT_TRUE(Has(body, " LEFT JOIN public.orders l2 ON"));
   // The old state of the changed leaf: now EXCEPT ALL inserted, plus deleted.
   EXPECT_EQ(1u, count(body, "EXCEPT ALL"));
   EXPECT_TRUE(Has(body, "FROM public.orders l2 WHERE l2.customer_id IN (SELECT k FROM ivm_keys) EXCEPT ALL "
@@ -478,6 +487,30 @@ TEST(OuterJoin, SpjApplyConsolidatesTheRecomputedRows) {
   const std::string sql = sql_spj_apply(p, {{0, inserted("ivm_new")}});
   EXPECT_TRUE(Before(sql, "WITH d AS (", "WITH ivm_keys AS ("));
   EXPECT_TRUE(Has(sql, "GROUP BY c0, c1 HAVING sum(__m) <> 0)"));
+}
+
+TEST(OuterJoin, KeyedViewReadsOldRowsWithTheirCtidsAndPairsPerKey) {
+  ViewPlan p = left_join();
+  p.view_key = 0;
+  const std::string sql = sql_spj_apply(p, {{1, inserted("ivm_new")}});
+  EXPECT_TRUE(Before(sql, "WITH ivm_keys AS (", ", d AS ("));
+  // Old rows come from the view with their ctids, new ones from the restricted join.
+  EXPECT_TRUE(Has(sql, "array_agg(__tid) FILTER (WHERE __tid IS NOT NULL) AS __tids FROM (SELECT v.ctid, "));
+  EXPECT_TRUE(Has(sql, " IN (SELECT k FROM ivm_keys) UNION ALL SELECT NULL::tid, "));
+  EXPECT_TRUE(Has(sql, "gone AS (SELECT d.__tids[i] AS __tid, d.c0, d.c1 FROM d, generate_series(1, -d.__m) i WHERE d.__m < 0)"));
+  EXPECT_TRUE(Has(sql, "FULL JOIN came ON gp.c0 = came.c0 AND gp.__rn = came.__rn"));
+  // No LATERAL search for keyed rows; NULL-key rows still go through as a bag.
+  EXPECT_EQ(1u, count(sql, "LATERAL"));
+  EXPECT_TRUE(Has(sql, "nk AS (SELECT c0, c1, sum(__m)::int8 AS __m FROM ("));
+}
+
+TEST(OuterJoin, OnlyAnchoredLeavesAreRestricted) {
+  // customers LEFT JOIN orders: customers carry every row, orders are found by key.
+  const ViewPlan p = left_join();
+  const std::string body = sql_body_delta(p, {{0, inserted("ivm_new")}}, p.outputs);
+  EXPECT_TRUE(Has(body, "FROM public.customers l1 WHERE l1.id IN (SELECT k FROM ivm_keys)"));
+  EXPECT_TRUE(Has(body, " LEFT JOIN public.orders l2 ON"));
+  EXPECT_TRUE(Lacks(body, "FROM public.orders l2 WHERE"));
 }
 
 // --- key locks -----------------------------------------------------------
@@ -564,7 +597,7 @@ TEST(AggUpsert, GroupedUpsertIsSortedByGroupAndConflictsOnGroup) {
   EXPECT_TRUE(Has(sql, "SELECT gd.c0, gd.__cnt, "));
   EXPECT_TRUE(Has(sql, "WHERE gd.__cnt IS NOT NULL"));
   EXPECT_TRUE(Has(sql, " ORDER BY gd.c0 ON CONFLICT (g0) DO UPDATE SET "));
-  EXPECT_TRUE(Has(sql, " RETURNING s.g0, s.__dirty"));
+  EXPECT_TRUE(Has(sql, " RETURNING s.*"));
 }
 
 TEST(AggUpsert, SeveralGroupColumns) {
@@ -572,7 +605,7 @@ TEST(AggUpsert, SeveralGroupColumns) {
   const std::string sql = sql_agg_upsert(p, {{0, inserted("ivm_new")}});
   EXPECT_TRUE(Has(sql, "GROUP BY c0, c1)"));
   EXPECT_TRUE(Has(sql, " ORDER BY gd.c0, gd.c1 ON CONFLICT (g0, g1) DO UPDATE"));
-  EXPECT_TRUE(Has(sql, "RETURNING s.g0, s.g1, s.__dirty"));
+  EXPECT_TRUE(Has(sql, "RETURNING s.*"));
 }
 
 TEST(AggUpsert, MinMaxLoseTheirExtremeOnlyWhenTheDeletedValueReachesIt) {
@@ -621,7 +654,7 @@ TEST(AggUpsert, GlobalConflictsOnTheSingleKeyAndHasNoGroupBy) {
   EXPECT_TRUE(Has(sql, "SELECT true, gd.__cnt, "));
   EXPECT_TRUE(Has(sql, "WHERE gd.__cnt IS NOT NULL"));
   EXPECT_TRUE(Has(sql, " ON CONFLICT (__k) DO UPDATE SET "));
-  EXPECT_TRUE(Has(sql, "RETURNING s.__k, s.__dirty"));
+  EXPECT_TRUE(Has(sql, "RETURNING s.*"));
   EXPECT_TRUE(Lacks(sql, "ORDER BY"));
   EXPECT_TRUE(Has(slice(sql, "gd AS (", ", mm3 AS ("), "FROM d)"));
   // Only the MIN's value-level consolidation groups (by value alone).
@@ -736,23 +769,28 @@ TEST(AggRecompute, NullKeyArmTakesRowsWithAnyNullGroupColumn) {
 
 TEST(AggApply, GroupedUpdatesInPlaceAndAddsOrRemovesGroups) {
   const ViewPlan p = grouped_agg(true);
-  const std::string sql = sql_agg_apply(p);
-  EXPECT_TRUE(Has(sql, "FROM ivm_state.state_1 s JOIN ivm_groups g ON (s.g0 = g.g0 OR (s.g0 IS NULL AND g.g0 IS NULL))"));
-  // o: the affected groups that still have an output row.
-  EXPECT_TRUE(Has(sql, "o AS (SELECT f.g0 AS g0, ROW(f.g0) AS __g, f.g0 AS c0, f.a0 AS c1"));
-  EXPECT_TRUE(Has(sql, "FROM f WHERE f.__cnt > 0)"));
-  // Existing rows are updated in place, only when a value changed, reading the
-  // old row through a self-join on ctid.
+  const std::string sql = sql_agg_apply(p, false);
+  // f: the state rows the upsert returned, finalized; the state table is not read again.
+  EXPECT_TRUE(Has(sql, "WITH f AS (SELECT s.g0, "));
+  EXPECT_TRUE(Has(sql, " FROM ivm_groups s)"));
+  EXPECT_TRUE(Lacks(sql, "FROM ivm_state.state_1 s JOIN"));
+  // ov: whether each group has an output row, its values (computed only then),
+  // and the view's row, found by one NULL-safe probe on the group column.
+  EXPECT_TRUE(Has(sql, "ov AS (SELECT w.ctid AS __tid, f.__live, w.region AS o0, CASE WHEN f.__live THEN f.g0 END AS c0, "));
+  EXPECT_TRUE(Has(sql, "FROM (SELECT f.*, coalesce((f.__cnt > 0), false) AS __live FROM f) f LEFT JOIN public.v_sales w "
+                       "ON (w.region = f.g0 OR (w.region IS NULL AND f.g0 IS NULL)))"));
+  // Existing rows are updated in place by ctid (also given as an array: a TID
+  // scan), only when a value changed.
   EXPECT_TRUE(Has(sql, "upd AS (UPDATE public.v_sales v SET (region, "));
-  EXPECT_TRUE(Has(sql, "FROM o, public.v_sales w WHERE w.ctid = v.ctid AND (v.region = o.g0 OR (v.region IS NULL AND o.g0 IS NULL))"));
-  EXPECT_TRUE(Has(sql, "IS DISTINCT FROM ROW(o.c0, o.c1"));
+  EXPECT_TRUE(Has(sql, "FROM ov WHERE v.ctid = ov.__tid AND v.ctid = ANY (ARRAY(SELECT ov.__tid FROM ov WHERE ov.__live AND ROW(ov.o0, "));
+  EXPECT_TRUE(Has(sql, ") IS DISTINCT FROM ROW(ov.c0, ov.c1"));
   // Rows of groups without an output row go; new groups' rows come.
-  EXPECT_TRUE(Has(sql, "del AS (DELETE FROM public.v_sales v USING (SELECT g.g0, ROW(g.g0) AS __g FROM ivm_groups g) g "
-                       "WHERE (v.region = g.g0 OR (v.region IS NULL AND g.g0 IS NULL)) AND NOT EXISTS (SELECT 1 FROM o WHERE o.__g = g.__g)"));
-  EXPECT_TRUE(Has(sql, "ins AS (INSERT INTO public.v_sales SELECT o.c0, o.c1"));
-  EXPECT_TRUE(Has(sql, "FROM o WHERE NOT EXISTS (SELECT 1 FROM public.v_sales v WHERE (v.region = o.g0"));
+  EXPECT_TRUE(Has(sql, "del AS (DELETE FROM public.v_sales v USING ov WHERE v.ctid = ov.__tid AND "));
+  EXPECT_TRUE(Has(sql, "WHERE NOT ov.__live)) AND NOT ov.__live RETURNING v.*)"));
+  EXPECT_TRUE(Has(sql, "ins AS (INSERT INTO public.v_sales SELECT ov.c0, ov.c1"));
+  EXPECT_TRUE(Has(sql, "FROM ov WHERE ov.__tid IS NULL AND ov.__live RETURNING *)"));
   // Groups that lost their last row leave the state too.
-  EXPECT_TRUE(Has(sql, "gc AS (DELETE FROM ivm_state.state_1 s USING ivm_groups g WHERE"));
+  EXPECT_TRUE(Has(sql, "gc AS (DELETE FROM ivm_state.state_1 s USING (SELECT g0 FROM ivm_groups WHERE __cnt = 0) g WHERE"));
   EXPECT_TRUE(Has(sql, "AND s.__cnt = 0)"));
   // The view's change: old and new values of updated rows, deleted and inserted rows.
   EXPECT_TRUE(Has(sql, "SELECT o0 AS region, "));
@@ -760,9 +798,15 @@ TEST(AggApply, GroupedUpdatesInPlaceAndAddsOrRemovesGroups) {
   EXPECT_TRUE(Has(sql, "1::int8 FROM upd UNION ALL SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins"));
 }
 
+TEST(AggApply, RecomputedGroupsAreReadFromTheState) {
+  const ViewPlan p = grouped_agg(true);
+  const std::string sql = sql_agg_apply(p, true);
+  EXPECT_TRUE(Has(sql, "FROM ivm_state.state_1 s JOIN ivm_groups g ON (s.g0 = g.g0 OR (s.g0 IS NULL AND g.g0 IS NULL))"));
+}
+
 TEST(AggApply, Finalization) {
   const ViewPlan p = grouped_agg(true);
-  const std::string sql = sql_agg_apply(p);
+  const std::string sql = sql_agg_apply(p, false);
   EXPECT_TRUE(Has(sql, "s.a0 AS a0"));
   EXPECT_TRUE(Has(sql, "CASE WHEN s.n1 > 0 THEN s.a1 END AS a1"));
   // AVG divides numerically, AVG(interval) by a float8 count.
@@ -772,30 +816,31 @@ TEST(AggApply, Finalization) {
   EXPECT_TRUE(Has(sql, "s.a3 AS a3"));
   EXPECT_TRUE(Has(sql, "CASE WHEN s.n5 > 0 THEN s.a5 = s.n5 END AS a5"));
   EXPECT_TRUE(Has(sql, "s.a8 AS a8"));
-  const std::string g = sql_agg_apply(global_agg());
+  const std::string g = sql_agg_apply(global_agg(), false);
   EXPECT_TRUE(Has(g, "CASE WHEN s.n4 > 0 THEN s.a4 > 0 END AS a4"));
 }
 
-TEST(AggApply, HavingFiltersFinalizedRows) {
+TEST(AggApply, HavingDecidesWhetherAGroupHasARow) {
   ViewPlan p = grouped_agg(false);
   p.having = "f.a0 > 1";
-  EXPECT_TRUE(Has(sql_agg_apply(p), "FROM f WHERE f.__cnt > 0 AND (f.a0 > 1)"));
+  EXPECT_TRUE(Has(sql_agg_apply(p, false), "coalesce((f.__cnt > 0 AND (f.a0 > 1)), false) AS __live"));
   ViewPlan q = global_agg();
   q.having = "f.a0 > 1";
-  EXPECT_TRUE(Has(sql_agg_apply(q), "FROM f WHERE (f.a0 > 1)"));
+  EXPECT_TRUE(Has(sql_agg_apply(q, false), "coalesce(((f.a0 > 1)), false) AS __live"));
 }
 
 TEST(AggApply, GlobalKeepsTheSingleRowEvenWhenEmpty) {
   const ViewPlan p = global_agg();
-  const std::string sql = sql_agg_apply(p);
+  const std::string sql = sql_agg_apply(p, true);
   EXPECT_TRUE(Has(sql, "FROM ivm_state.state_2 s)"));
   EXPECT_TRUE(Lacks(sql, "ivm_groups"));
   EXPECT_TRUE(Lacks(sql, "__cnt > 0"));  // count(*) = 0 still has a row
   EXPECT_TRUE(Lacks(sql, "gc AS"));
-  // The one row is updated; deleted only when HAVING rejects it; inserted when missing.
-  EXPECT_TRUE(Has(sql, "w.ctid = v.ctid AND true AND"));
-  EXPECT_TRUE(Has(sql, "del AS (DELETE FROM public.v_total v WHERE NOT EXISTS (SELECT 1 FROM o) RETURNING v.*)"));
-  EXPECT_TRUE(Has(sql, "FROM o WHERE NOT EXISTS (SELECT 1 FROM public.v_total) RETURNING *)"));
+  // The one row pairs with the view's row unconditionally: updated, deleted only
+  // when HAVING rejects it, inserted when missing.
+  EXPECT_TRUE(Has(sql, "coalesce(true, false) AS __live FROM f) f LEFT JOIN public.v_total w ON true)"));
+  EXPECT_TRUE(Has(sql, "FROM ov WHERE ov.__tid IS NULL AND ov.__live RETURNING *)"));
+  EXPECT_TRUE(Has(sql_agg_apply(p, false), " FROM ivm_groups s)"));
 }
 
 // --- storage, populate, clear --------------------------------------------
