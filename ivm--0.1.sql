@@ -77,36 +77,42 @@ COMMENT ON FUNCTION ivm.apply_deltas(text) IS
 CREATE FUNCTION ivm.set_mode(name text, mode text)
 RETURNS void AS 'MODULE_PATHNAME', 'ivm_set_mode' LANGUAGE C VOLATILE STRICT;
 
--- pending: changes waiting in the delta tables a view reads (through other views too).
-CREATE FUNCTION ivm.pending(view oid, OUT changes bigint, OUT oldest timestamptz)
+-- delta_pending: per delta table, the changes waiting in it and the capture
+-- time of the oldest.  Each table is read once, however many views read it.
+CREATE FUNCTION ivm.delta_pending(OUT relid oid, OUT changes bigint, OUT oldest timestamptz)
+RETURNS SETOF record
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
-    c bigint;
-    o timestamptz;
 BEGIN
-    changes := 0;
-    FOR t IN
-        WITH RECURSIVE r(relid) AS (
-            SELECT d.relid FROM ivm.dependencies d WHERE d.viewid = view
-            UNION SELECT d.relid FROM ivm.dependencies d JOIN r ON d.viewid = r.relid)
-        SELECT dt.name FROM ivm.delta_tables dt JOIN r USING (relid)
-    LOOP
-        EXECUTE format('SELECT count(*), min(__at) FROM %s', t.name) INTO c, o;
-        changes := changes + c;
-        IF o IS NOT NULL AND (oldest IS NULL OR o < oldest) THEN
-            oldest := o;
-        END IF;
+    FOR t IN SELECT dt.relid, dt.name FROM ivm.delta_tables dt ORDER BY dt.relid LOOP
+        relid := t.relid;
+        EXECUTE format('SELECT count(*), min(__at) FROM %s', t.name) INTO changes, oldest;
+        RETURN NEXT;
     END LOOP;
 END
 $$;
 
+-- pending: changes waiting in the delta tables a view reads (through other views too).
+CREATE FUNCTION ivm.pending(view oid, OUT changes bigint, OUT oldest timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE r(relid) AS (
+        SELECT d.relid FROM ivm.dependencies d WHERE d.viewid = view
+        UNION SELECT d.relid FROM ivm.dependencies d JOIN r ON d.viewid = r.relid)
+    SELECT coalesce(sum(p.changes), 0)::bigint, min(p.oldest)
+    FROM ivm.delta_pending() p JOIN r USING (relid)
+$$;
+
 -- status: how fresh each view is.
 CREATE VIEW ivm.status AS
+WITH RECURSIVE reads(viewid, relid) AS (
+    SELECT d.viewid, d.relid FROM ivm.dependencies d
+    UNION SELECT r.viewid, d.relid FROM reads r JOIN ivm.dependencies d ON d.viewid = r.relid),
+pending AS MATERIALIZED (SELECT * FROM ivm.delta_pending())
 SELECT v.viewid::regclass AS view,
        v.mode,
        pg_catalog.pg_stat_get_live_tuples(v.viewid) AS rows,
-       p.changes AS pending_changes,
+       coalesce(p.changes, 0) AS pending_changes,
        p.oldest AS oldest_pending,
        CASE WHEN v.mode = 'immediate' THEN interval '0'
             ELSE coalesce(pg_catalog.clock_timestamp() - p.oldest, interval '0') END AS lag,
@@ -118,7 +124,9 @@ SELECT v.viewid::regclass AS view,
        s.last_error_at
 FROM ivm.views v
 LEFT JOIN ivm.apply_stats s USING (viewid)
-CROSS JOIN LATERAL ivm.pending(v.viewid) p
+LEFT JOIN LATERAL (SELECT sum(pd.changes)::bigint AS changes, min(pd.oldest) AS oldest
+                   FROM (SELECT DISTINCT relid FROM reads WHERE reads.viewid = v.viewid) r
+                   JOIN pending pd USING (relid)) p ON true
 WHERE NOT v.internal;
 GRANT SELECT ON ivm.status TO PUBLIC;
 

@@ -128,8 +128,12 @@ void ensure_delta_table(pg::Spi& spi, std::uint32_t relid, const std::vector<std
     defs += spi.text(i, 1) + " " + spi.text(i, 2) + ", ";
   }
   std::string name = "ivm_state.delta_" + oid_text(relid);
+  // Every apply deletes what it consumed: vacuum as soon as autovacuum looks,
+  // so that the queue's dead rows do not pile up between its rounds.
   spi.exec_once("CREATE TABLE " + name + " (" + defs +
-                "__m int8 NOT NULL, __at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp())");
+                "__m int8 NOT NULL, __at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()) "
+                "WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000, "
+                "autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_cost_delay = 0)");
   arr.clear();
   for (const auto& c : ordered) arr += (arr.empty() ? "" : ", ") + quote_literal(c);
   spi.exec_once("INSERT INTO ivm.delta_tables (relid, name, columns) VALUES (" + oid_text(relid) + ", " +
