@@ -33,7 +33,7 @@ namespace {
 std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c, bool exclusive) {
   std::string lock = exclusive ? std::string() : plan::sql_lock_keys(p, c);
   if (!lock.empty()) spi.exec(lock);
-  if (!p.aggregate) return spi.exec(plan::sql_spj_apply(p, c));
+  if (!p.aggregate) return spi.exec(plan::sql_spj_apply(p, c, exclusive));
   if (spi.exec(plan::sql_agg_upsert(p, c)) == 0) return 0;
   bool dirty = false;
   int dirty_col = spi.column("__dirty");

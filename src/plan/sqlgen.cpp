@@ -46,6 +46,35 @@ std::string match(const std::vector<std::string>& l, const std::vector<std::stri
   return join(parts, " AND ");
 }
 
+// Probing an index NULL-safely in two arms: rows whose probe values are all
+// set use plain equalities (one index scan each); the rare rest use match().
+// One OR-ed condition for both would make every probe a bitmap scan.
+std::string all_set(const std::vector<std::string>& r) {
+  std::vector<std::string> parts;
+  for (const auto& c : r) parts.push_back(c + " IS NOT NULL");
+  return parts.empty() ? std::string("true") : "(" + join(parts, " AND ") + ")";
+}
+
+std::string equal(const std::vector<std::string>& l, const std::vector<std::string>& r) {
+  if (l.empty()) return "true";
+  std::vector<std::string> parts;
+  for (std::size_t i = 0; i < l.size(); ++i) parts.push_back(l[i] + " = " + r[i]);
+  return join(parts, " AND ");
+}
+
+// probe_arms: `tmpl` with the text ":ON" replaced by the probe condition and
+// ":ARM" by the arm's condition on the probe values, twice, UNION ALL.
+std::string probe_arms(const std::string& tmpl, const std::vector<std::string>& l, const std::vector<std::string>& r) {
+  auto fill = [&](const std::string& on, const std::string& arm) {
+    std::string out = tmpl;
+    for (auto [key, val] : {std::pair<std::string, std::string>{":ON", on}, {":ARM", arm}})
+      for (std::size_t at = out.find(key); at != std::string::npos; at = out.find(key, at + val.size()))
+        out.replace(at, key.size(), val);
+    return out;
+  };
+  return fill(equal(l, r), all_set(r)) + " UNION ALL " + fill(match(l, r), "NOT " + all_set(r));
+}
+
 std::string group_by(const std::vector<std::string>& cols) {
   return cols.empty() ? std::string() : " GROUP BY " + join(cols, ", ");
 }
@@ -475,23 +504,36 @@ std::string sql_lock_keys(const ViewPlan& p, const Changes& c) {
 
 namespace {
 
+// lock_clause: how a removal claims the physical copy it found.  Writers
+// that may remove equal rows concurrently skip each other's copies; an
+// exclusive maintainer (a deferred view's applier) needs no row locks.
+std::string lock_clause(bool exclusive) { return exclusive ? "" : " FOR UPDATE OF v2 SKIP LOCKED"; }
+
+// find_copies: for each row of d with __m < 0, the ctids (__tid) of -__m
+// physical copies of it in the view, with d's columns; found through the
+// locator index when the view has one.
+std::string find_copies(const ViewPlan& p, const std::string& d, bool exclusive) {
+  std::vector<std::string> cn = numbered("c", p.columns.size());
+  std::string rows = "ROW(" + join(prefixed("v2.", p.columns), ", ") + ") IS NOT DISTINCT FROM ROW(" +
+                     join(prefixed(d + ".", cn), ", ") + ")";
+  std::string head = "SELECT z.__tid, " + join(prefixed(d + ".", cn), ", ") + " FROM " + d +
+                     ", LATERAL (SELECT v2.ctid AS __tid FROM " + p.name + " v2 WHERE ";
+  std::string tail = " LIMIT (-" + d + ".__m)" + lock_clause(exclusive) + ") z WHERE " + d + ".__m < 0";
+  if (p.locator < 0) return head + rows + tail;
+  std::string loc = p.columns[static_cast<std::size_t>(p.locator)];
+  return probe_arms(head + ":ON AND " + rows + tail + " AND :ARM", {"v2." + loc},
+                    {d + ".c" + std::to_string(p.locator)});
+}
+
 // bag_apply: applies signed bag d (columns c<i>, __m) to the view: removes
 // |m| copies of each deleted row, adds m copies of each inserted one.
-// SKIP LOCKED: when two writers delete equal rows, each takes a different
-// physical copy.
-std::string bag_apply(const ViewPlan& p, const std::string& d, const std::string& del, const std::string& ins) {
+std::string bag_apply(const ViewPlan& p, const std::string& d, const std::string& del, const std::string& ins,
+                      bool exclusive) {
   std::vector<std::string> cn = numbered("c", p.columns.size());
-  std::string row_match = "ROW(" + join(prefixed("v2.", p.columns), ", ") + ") IS NOT DISTINCT FROM ROW(" +
-                          join(prefixed(d + ".", cn), ", ") + ")";
-  if (p.locator >= 0) {
-    std::string loc = std::to_string(p.locator);
-    row_match = match({"v2." + p.columns[static_cast<std::size_t>(p.locator)]}, {d + ".c" + loc}) + " AND " + row_match;
-  }
-  return del + " AS (DELETE FROM " + p.name + " v USING (SELECT z.tid FROM " + d +
-         ", LATERAL (SELECT v2.ctid AS tid FROM " + p.name + " v2 WHERE " + row_match + " LIMIT (-" + d +
-         ".__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE " + d + ".__m < 0) t WHERE v.ctid = t.tid RETURNING v.*), " + ins +
-         " AS (INSERT INTO " + p.name + " SELECT " + join(prefixed(d + ".", cn), ", ") + " FROM " + d +
-         ", generate_series(1, " + d + ".__m) WHERE " + d + ".__m > 0 RETURNING *)";
+  return del + " AS (DELETE FROM " + p.name + " v USING (" + find_copies(p, d, exclusive) +
+         ") t WHERE v.ctid = t.__tid RETURNING v.*), " + ins + " AS (INSERT INTO " + p.name + " SELECT " +
+         join(prefixed(d + ".", cn), ", ") + " FROM " + d + ", generate_series(1, " + d + ".__m) WHERE " + d +
+         ".__m > 0 RETURNING *)";
 }
 
 // paired_apply: applies consolidated change d (a CTE with columns c<i>, __m)
@@ -538,7 +580,7 @@ std::string paired_result(const ViewPlan& p) {
 // ctids and consolidated against the recomputed rows (unchanged rows cancel);
 // what remains is paired up per key.  Writers of the same keys are
 // serialized by the key locks taken before, so the rows read stay as read.
-std::string keyed_outer_apply(const ViewPlan& p, const Changes& c) {
+std::string keyed_outer_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
   std::vector<std::string> cn = numbered("c", p.columns.size());
   OuterDelta od = outer_delta(p, c, p.outputs);
   std::string sql = od.keys + ", d AS (SELECT " + lead(cn) +
@@ -552,28 +594,22 @@ std::string keyed_outer_apply(const ViewPlan& p, const Changes& c) {
   sql += paired_apply(p, "c" + std::to_string(p.view_key));
   // Rows with a NULL key: no key lock covers them; they go through as a bag.
   sql += ", nk AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + join(od.alone, " UNION ALL ") + ") ivm_z" +
-         group_by(cn) + " HAVING sum(__m) <> 0), " + bag_apply(p, "nk", "zdel", "zins");
+         group_by(cn) + " HAVING sum(__m) <> 0), " + bag_apply(p, "nk", "zdel", "zins", exclusive);
   return sql + paired_result(p) + " UNION ALL SELECT zdel.*, -1::int8 FROM zdel UNION ALL SELECT zins.*, 1::int8 FROM zins";
 }
 
 }  // namespace
 
-std::string sql_spj_apply(const ViewPlan& p, const Changes& c) {
-  if (p.outer && p.view_key >= 0) return keyed_outer_apply(p, c);
+std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
+  if (p.outer && p.view_key >= 0) return keyed_outer_apply(p, c, exclusive);
   std::vector<std::string> cn = numbered("c", p.columns.size());
   std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + sql_body_delta(p, c, p.outputs) +
                   ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0)";
   if (p.locator < 0)
-    return d + ", " + bag_apply(p, "d", "del", "ins") +
+    return d + ", " + bag_apply(p, "d", "del", "ins", exclusive) +
            " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins";
-  // The removed copies are found by the locator index; SKIP LOCKED: when two
-  // writers remove equal rows, each takes a different physical copy.
-  std::string loc = "c" + std::to_string(p.locator);
-  std::string gone = ", gone AS (SELECT z.__tid, " + join(prefixed("d.", cn), ", ") + " FROM d, LATERAL (SELECT v2.ctid AS __tid FROM " +
-                     p.name + " v2 WHERE " + match({"v2." + p.columns[static_cast<std::size_t>(p.locator)]}, {"d." + loc}) +
-                     " AND ROW(" + join(prefixed("v2.", p.columns), ", ") + ") IS NOT DISTINCT FROM ROW(" +
-                     join(prefixed("d.", cn), ", ") + ") LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE d.__m < 0)";
-  return d + gone + paired_apply(p, loc) + paired_result(p);
+  return d + ", gone AS (" + find_copies(p, "d", exclusive) + ")" + paired_apply(p, "c" + std::to_string(p.locator)) +
+         paired_result(p);
 }
 
 std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
@@ -767,14 +803,16 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
     ovc.push_back("w." + p.columns[i] + " AS o" + std::to_string(i));
     ovc.push_back("CASE WHEN f.__live THEN " + p.finals[i] + " END AS " + oc[i]);
   }
-  std::string on = "true";  // a global aggregate has at most one row
-  if (!p.global()) {
+  std::string probe = "SELECT " + join(ovc, ", ") + " FROM (SELECT f.*, coalesce(" + live +
+                      ", false) AS __live FROM f) f LEFT JOIN " + p.name + " w ON :ON";
+  if (p.global()) {
+    // A global aggregate has at most one row.
+    sql += ", ov AS (" + probe.substr(0, probe.size() - 3) + "true)";
+  } else {
     std::vector<std::string> wg;
     for (int c : p.group_columns) wg.push_back("w." + p.columns[static_cast<std::size_t>(c)]);
-    on = match(wg, prefixed("f.", sg));
+    sql += ", ov AS (" + probe_arms(probe + " WHERE :ARM", wg, prefixed("f.", sg)) + ")";
   }
-  sql += ", ov AS (SELECT " + join(ovc, ", ") + " FROM (SELECT f.*, coalesce(" + live + ", false) AS __live FROM f) f LEFT JOIN " +
-         p.name + " w ON " + on + ")";
   // Rows whose group keeps an output row are updated in place (a HOT update
   // when no indexed column changes: hot groups do not bloat the index), and
   // only when their values changed.
@@ -855,7 +893,7 @@ std::string explain(const ViewPlan& p) {
     if (p.needs_recompute()) o << "  3. recompute dirty groups: " << sql_agg_recompute(p) << "\n";
     o << "  4. apply to view: " << sql_agg_apply(p, p.needs_recompute()) << "\n";
   } else {
-    o << "  2. apply to view: " << sql_spj_apply(p, c) << "\n";
+    o << "  2. apply to view: " << sql_spj_apply(p, c, false) << "\n";
   }
   return o.str();
 }

@@ -45,7 +45,9 @@ std::vector<std::string> sql_clear(const ViewPlan& p);
 // Maintenance steps, in order.  sql_lock_keys returns "" when the view needs
 // no key lock (a single leaf).
 std::string sql_lock_keys(const ViewPlan& p, const Changes& c);
-std::string sql_spj_apply(const ViewPlan& p, const Changes& c);
+// exclusive: no one else maintains the view meanwhile (a deferred view's
+// applier); removals then need no row locks.
+std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive);
 std::string sql_agg_upsert(const ViewPlan& p, const Changes& c);
 std::string sql_agg_recompute(const ViewPlan& p);
 // sql_agg_apply reads the state rows the upsert returned (as kGroupsRelation);
