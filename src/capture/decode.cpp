@@ -84,6 +84,7 @@ struct State {
   std::unordered_map<Oid, Target> targets;
   std::unordered_set<Oid> watched;  // relations whose invalidation may change targets
   bool loaded_once = false;         // names of the views option were checked
+  bool warned_dropped = false;      // told that ivm's catalog is gone
 
   bool begun = false;   // the current transaction's begin record is written
   int unreported = 0;   // changes since the walsender last heard of progress
@@ -195,6 +196,7 @@ Options parse_options(List* defs) {
 // pg_call, where nothing may throw: C++ containers are filled afterwards).
 struct CatalogRows {
   Oid views_rel, deps_rel;
+  bool dropped;  // ivm's catalog existed at this point of the stream, but is gone now
   int nviews;
   Oid* view;
   bool* internal;
@@ -221,6 +223,21 @@ void resize(T*& array, int cap) {
   array = static_cast<T*>(repalloc(array, sizeof(T) * cap));
 }
 
+// exists_now: whether relation relid exists in the present, not in the past
+// decoding sees.  Decoding reads a user catalog table through its present
+// pg_class entry, and fails on one dropped since (DROP EXTENSION ivm).
+bool exists_now(Oid relid) {
+  ScanKeyData key;
+  ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+  Relation pg_class = table_open(RelationRelationId, AccessShareLock);
+  SysScanDesc scan = systable_beginscan(pg_class, ClassOidIndexId, true,
+                                        GetNonHistoricCatalogSnapshot(RelationRelationId), 1, &key);
+  bool found = HeapTupleIsValid(systable_getnext(scan));
+  systable_endscan(scan);
+  table_close(pg_class, AccessShareLock);
+  return found;
+}
+
 // read_catalog: scans ivm.views and ivm.dependencies (small tables, no index
 // needed).  systable scans with no snapshot use the catalog snapshot, which
 // during decoding is the historic one.  Runs under pg_call, in cxt.
@@ -231,6 +248,10 @@ CatalogRows* read_catalog() {
   r->views_rel = get_relname_relid("views", nsp);
   r->deps_rel = get_relname_relid("dependencies", nsp);
   if (!OidIsValid(r->views_rel) || !OidIsValid(r->deps_rel)) return r;
+  if (!exists_now(r->views_rel) || !exists_now(r->deps_rel)) {
+    r->dropped = true;
+    return r;
+  }
 
   Relation rel = table_open(r->views_rel, AccessShareLock);
   TupleDesc desc = RelationGetDescr(rel);
@@ -379,18 +400,28 @@ void load_catalog(State& s) {
   // likely a typo: say so once.  (It may also be a view created further on in
   // the stream, which is why this is no error.)
   std::vector<std::string> warnings;
-  for (std::size_t k = 0; k < matched.size() && !s.loaded_once; k++)
+  for (std::size_t k = 0; k < matched.size() && !s.loaded_once && !r->dropped; k++)
     if (!matched[k]) {
       const ViewName& v = s.options.views[k];
       warnings.push_back(v.schema.empty() ? v.name : v.schema + "." + v.name);
     }
   s.loaded_once = true;
+  bool dropped = r->dropped && !s.warned_dropped;
+  s.warned_dropped = s.warned_dropped || r->dropped;
   pg_call([&] {
     MemoryContextReset(s.cxt);
     for (const auto& w : warnings)
       ereport(WARNING, (errcode(ERRCODE_UNDEFINED_OBJECT),
                         errmsg("incremental view \"%s\" does not exist at this point of the stream", w.c_str()),
                         errdetail("Option \"views\" names it; its changes are streamed from its creation on.")));
+    // The views were dropped with it, their consumers' streams end there
+    // anyway; the slot goes on with what comes after.
+    if (dropped)
+      ereport(WARNING,
+              (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+               errmsg("changes of incremental views made before extension ivm was dropped are not streamed"),
+               errdetail("The ivm catalog this part of the stream needs is gone."),
+               errhint("Let consumers catch up before dropping the extension.")));
   });
 }
 

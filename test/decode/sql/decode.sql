@@ -94,6 +94,25 @@ UPDATE items SET name = 'renamed' WHERE id = 21;
 SELECT count(*) FROM pg_logical_slot_peek_changes('s', NULL, NULL, 'views', '"Item_Copy"');
 SELECT changes('views', 'PUBLIC.ITEM_COPY', 'format', 'json');
 
+-- A deferred view changes, and streams, when its changes are applied; the delta
+-- table where they wait is never streamed.
+SELECT ivm.set_mode('by_category', 'deferred');
+INSERT INTO items (id, name, price, category) VALUES (30, 'deferred', 5, 3);
+SELECT changes('views', 'by_category');
+SELECT ivm.apply_deltas() > 0 AS applied;
+SELECT changes();
+
+-- A large group key that an in-place update leaves alone reaches decoding as a
+-- pointer into the TOAST table: the value comes from the old row.
+CREATE TABLE docs (body text, n int);
+SELECT 'v' FROM ivm.create_view('doc_totals', 'SELECT body, sum(n) AS total FROM docs GROUP BY body');
+INSERT INTO docs SELECT string_agg(md5(i::text), ''), 1 FROM generate_series(1, 75) i;
+INSERT INTO docs SELECT body, 2 FROM docs;
+SELECT j->>'op' AS op, length(j->'old'->>'body') AS old_body, length(j->'new'->>'body') AS new_body,
+       j->'old'->'total' AS old_total, j->'new'->'total' AS new_total
+FROM (SELECT data::jsonb AS j FROM pg_logical_slot_get_changes('s', NULL, NULL, 'views', 'doc_totals')) c
+WHERE j ? 'view';
+
 -- Options are checked.
 SELECT changes('colour', 'blue');
 SELECT changes('format', 'xml');
