@@ -68,18 +68,7 @@ q() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 ivm_cluster_start "$port"
 work="$IVM_CLUSTER_DIR/decode"
 mkdir -p "$work"
-{
-    echo "# --- test/decode.sh ---"
-    echo "wal_level = logical"
-    echo "max_replication_slots = 10"
-    echo "max_wal_senders = 10"
-    # Newer minor releases only load output plugins named here.
-    if [[ "$(psql -X -qAt -d postgres -c "SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'")" == 1 ]]; then
-        echo "output_plugin_libraries = 'pgoutput, test_decoding, ivm'"
-    fi
-} >>"$IVM_CLUSTER_DIR/data/postgresql.conf"
-(cd "$IVM_CLUSTER_DIR" && runuser -u postgres -- "$IVM_PG_BIN/pg_ctl" -D "$IVM_CLUSTER_DIR/data" \
-    -l "$IVM_CLUSTER_DIR/server.log" -w -m fast restart >/dev/null)
+ivm_cluster_logical
 [[ "$(psql -X -qAt -d postgres -c 'SHOW wal_level')" == logical ]] || { echo "wal_level is not logical" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------

@@ -86,8 +86,8 @@ struct State {
   bool loaded_once = false;         // names of the views option were checked
   bool warned_dropped = false;      // told that ivm's catalog is gone
 
-  bool begun = false;   // the current transaction's begin record is written
-  int unreported = 0;   // changes since the walsender last heard of progress
+  bool begun = false;  // the current transaction's begin record is written
+  int unreported = 0;  // changes since the walsender last heard of progress
 };
 
 // The session of this backend (a backend decodes one slot at a time); the
@@ -114,7 +114,9 @@ std::vector<ViewName> parse_views(const std::string& text) {
   std::vector<ViewName> out;
   std::vector<std::string> parts;
   std::size_t i = 0, n = text.size();
-  auto blank = [&] { while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n')) ++i; };
+  auto blank = [&] {
+    while (i < n && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n')) ++i;
+  };
   for (;;) {
     blank();
     std::string part;
@@ -181,8 +183,8 @@ Options parse_options(List* defs) {
                     "invalid value for option \"format\": \"" + std::string(value ? value : "") + "\"", "",
                     "The only format is json.");
     } else {
-      throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unrecognized option \"" + name + "\" of output plugin ivm",
-                  "", "Valid options are views, include-base and format.");
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unrecognized option \"" + name + "\" of output plugin ivm", "",
+                  "Valid options are views, include-base and format.");
     }
   }
   return o;
@@ -230,8 +232,8 @@ bool exists_now(Oid relid) {
   ScanKeyData key;
   ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
   Relation pg_class = table_open(RelationRelationId, AccessShareLock);
-  SysScanDesc scan = systable_beginscan(pg_class, ClassOidIndexId, true,
-                                        GetNonHistoricCatalogSnapshot(RelationRelationId), 1, &key);
+  SysScanDesc scan =
+      systable_beginscan(pg_class, ClassOidIndexId, true, GetNonHistoricCatalogSnapshot(RelationRelationId), 1, &key);
   bool found = HeapTupleIsValid(systable_getnext(scan));
   systable_endscan(scan);
   table_close(pg_class, AccessShareLock);
@@ -417,11 +419,10 @@ void load_catalog(State& s) {
     // The views were dropped with it, their consumers' streams end there
     // anyway; the slot goes on with what comes after.
     if (dropped)
-      ereport(WARNING,
-              (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-               errmsg("changes of incremental views made before extension ivm was dropped are not streamed"),
-               errdetail("The ivm catalog this part of the stream needs is gone."),
-               errhint("Let consumers catch up before dropping the extension.")));
+      ereport(WARNING, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("changes of incremental views made before extension ivm was dropped are not streamed"),
+                        errdetail("The ivm catalog this part of the stream needs is gone."),
+                        errhint("Let consumers catch up before dropping the extension.")));
   });
 }
 
@@ -554,6 +555,16 @@ void begin_if_needed(LogicalDecodingContext* ctx, State& s, ReorderBufferTXN* tx
   s.begun = true;
 }
 
+// start_record: opens the record of one change of relation t:
+// {"view":"<name>","op":"<op>" (or "table" for a base table).
+void start_record(LogicalDecodingContext* ctx, State& s, ReorderBufferTXN* txn, const Target& t, const char* op) {
+  begin_if_needed(ctx, s, txn);
+  OutputPluginPrepareWrite(ctx, true);
+  appendStringInfoString(ctx->out, t.is_view ? "{\"view\":" : "{\"table\":");
+  escape_json(ctx->out, t.name.c_str());
+  appendStringInfo(ctx->out, ",\"op\":\"%s\"", op);
+}
+
 void write_change(LogicalDecodingContext* ctx, State& s, ReorderBufferTXN* txn, const Target& t, Relation rel,
                   ReorderBufferChange* change) {
   const char* op;
@@ -575,16 +586,11 @@ void write_change(LogicalDecodingContext* ctx, State& s, ReorderBufferTXN* txn, 
   bool full = rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL;
   if (t.is_view && !old_row && change->action != REORDER_BUFFER_CHANGE_INSERT)
     // Without the old row a consumer cannot tell which view row went away.
-    ereport(ERROR,
-            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-             errmsg("change of incremental view %s carries no old row", t.name.c_str()),
-             errdetail("The view table's replica identity is not FULL."),
-             errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL and stream from a new slot.", t.name.c_str())));
-  begin_if_needed(ctx, s, txn);
-  OutputPluginPrepareWrite(ctx, true);
-  appendStringInfoString(ctx->out, t.is_view ? "{\"view\":" : "{\"table\":");
-  escape_json(ctx->out, t.name.c_str());
-  appendStringInfo(ctx->out, ",\"op\":\"%s\"", op);
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("change of incremental view %s carries no old row", t.name.c_str()),
+                    errdetail("The view table's replica identity is not FULL."),
+                    errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL and stream from a new slot.", t.name.c_str())));
+  start_record(ctx, s, txn, t, op);
   TupleDesc desc = RelationGetDescr(rel);
   if (old_row) {
     appendStringInfoString(ctx->out, ",\"old\":");
@@ -609,6 +615,18 @@ void report_progress(LogicalDecodingContext* ctx, State& s, bool skipped_xact) {
   }
 }
 
+// write_record: runs f, which writes records, under pg_call in the
+// per-record memory context, emptied afterwards.
+template <typename F>
+void write_record(State& s, F&& f) {
+  pg_call([&] {
+    MemoryContext old = MemoryContextSwitchTo(s.cxt);
+    f();
+    MemoryContextSwitchTo(old);
+    MemoryContextReset(s.cxt);
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Callbacks
 // ---------------------------------------------------------------------------
@@ -620,7 +638,8 @@ void on_startup(LogicalDecodingContext* ctx, OutputPluginOptions* opt, bool) {
     State* s = pg_call([&] { return static_cast<State*>(MemoryContextAllocZero(ctx->context, sizeof(State))); });
     new (s) State();
     pg_call([&] {
-      auto* cb = static_cast<MemoryContextCallback*>(MemoryContextAllocZero(ctx->context, sizeof(MemoryContextCallback)));
+      auto* cb =
+          static_cast<MemoryContextCallback*>(MemoryContextAllocZero(ctx->context, sizeof(MemoryContextCallback)));
       cb->func = [](void* arg) {
         auto* dying = static_cast<State*>(arg);
         if (current == dying) current = nullptr;
@@ -663,12 +682,7 @@ void on_change(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation rel,
     auto it = s.targets.find(relid);
     if (it == s.targets.end()) return;
     const Target& t = it->second;
-    pg_call([&] {
-      MemoryContext old = MemoryContextSwitchTo(s.cxt);
-      write_change(ctx, s, txn, t, rel, change);
-      MemoryContextSwitchTo(old);
-      MemoryContextReset(s.cxt);
-    });
+    write_record(s, [&] { write_change(ctx, s, txn, t, rel, change); });
   });
 }
 
@@ -681,16 +695,10 @@ void on_truncate(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, int nrelati
       auto it = s.targets.find(RelationGetRelid(relations[i]));
       if (it == s.targets.end()) continue;
       const Target& t = it->second;
-      pg_call([&] {
-        MemoryContext old = MemoryContextSwitchTo(s.cxt);
-        begin_if_needed(ctx, s, txn);
-        OutputPluginPrepareWrite(ctx, true);
-        appendStringInfoString(ctx->out, t.is_view ? "{\"view\":" : "{\"table\":");
-        escape_json(ctx->out, t.name.c_str());
-        appendStringInfoString(ctx->out, ",\"op\":\"truncate\"}");
+      write_record(s, [&] {
+        start_record(ctx, s, txn, t, "truncate");
+        appendStringInfoChar(ctx->out, '}');
         OutputPluginWrite(ctx, true);
-        MemoryContextSwitchTo(old);
-        MemoryContextReset(s.cxt);
       });
     }
   });
@@ -701,13 +709,9 @@ void on_commit(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecPtr co
     State& s = state(ctx);
     bool begun = s.begun;
     s.begun = false;
-    pg_call([&] {
+    write_record(s, [&] {
       report_progress(ctx, s, !begun);
-      if (!begun) return;
-      MemoryContext old = MemoryContextSwitchTo(s.cxt);
-      write_xact(ctx, "commit", txn->xid, commit_lsn, txn->xact_time.commit_time, true);
-      MemoryContextSwitchTo(old);
-      MemoryContextReset(s.cxt);
+      if (begun) write_xact(ctx, "commit", txn->xid, commit_lsn, txn->xact_time.commit_time, true);
     });
   });
 }
