@@ -333,23 +333,14 @@ CatalogRows* read_catalog() {
 
 bool private_schema(const char* nsp) { return nsp && (strcmp(nsp, "ivm_state") == 0 || strcmp(nsp, "ivm") == 0); }
 
-// load_catalog: which relations the stream carries, as of the change at hand.
-void load_catalog(State& s) {
-  // Valid from now on unless an invalidation arrives while reading (then the
-  // next change reads again).
-  s.catalog_valid = true;
-  CatalogRows* r;
-  try {
-    r = pg_call([&] {
-      MemoryContext old = MemoryContextSwitchTo(s.cxt);
-      CatalogRows* rows = read_catalog();
-      MemoryContextSwitchTo(old);
-      return rows;
-    });
-  } catch (...) {
-    s.catalog_valid = false;
-    throw;
-  }
+// build_targets: which relations the stream carries, as of the change at hand.
+void build_targets(State& s) {
+  CatalogRows* r = pg_call([&] {
+    MemoryContext old = MemoryContextSwitchTo(s.cxt);
+    CatalogRows* rows = read_catalog();
+    MemoryContextSwitchTo(old);
+    return rows;
+  });
 
   s.views_rel = r->views_rel;
   s.deps_rel = r->deps_rel;
@@ -424,6 +415,18 @@ void load_catalog(State& s) {
                         errdetail("The ivm catalog this part of the stream needs is gone."),
                         errhint("Let consumers catch up before dropping the extension.")));
   });
+}
+
+void load_catalog(State& s) {
+  // Valid from now on unless an invalidation arrives while reading (then the
+  // next change reads again); never used half-built.
+  s.catalog_valid = true;
+  try {
+    build_targets(s);
+  } catch (...) {
+    s.catalog_valid = false;
+    throw;
+  }
 }
 
 // ---------------------------------------------------------------------------
