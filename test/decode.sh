@@ -106,8 +106,8 @@ CREATE TABLE orders (LIKE seed.orders INCLUDING ALL);
 CREATE TABLE support_tickets (LIKE seed.support_tickets INCLUDING ALL);
 CREATE TABLE web_activity (LIKE seed.web_activity INCLUDING ALL);
 CREATE TABLE notes (id serial PRIMARY KEY, body text);
-SELECT 'a' FROM pg_create_logical_replication_slot('a', 'ivm');
-SELECT 'b' FROM pg_create_logical_replication_slot('b', 'ivm');
+SELECT pg_create_logical_replication_slot('a', 'ivm') AS a \gset
+SELECT pg_create_logical_replication_slot('b', 'ivm') AS b \gset
 SQL
 
 start_consumer() {   # start_consumer <slot> <options...>
