@@ -9,6 +9,9 @@ CREATE SEQUENCE ivm.internal_seq;
 GRANT USAGE ON SEQUENCE ivm.internal_seq TO PUBLIC;
 
 -- One row per incremental view.
+-- ivm.views and ivm.dependencies are user catalog tables: the ivm output plugin
+-- reads them with the historic snapshot of the change it decodes (which
+-- relations are views, and which tables they read).
 CREATE TABLE ivm.views (
     viewid      oid PRIMARY KEY,          -- the view table
     name        text NOT NULL,            -- schema-qualified, as created
@@ -21,7 +24,7 @@ CREATE TABLE ivm.views (
     parent      oid,                      -- for internal views: the view owning it
     owner       regrole NOT NULL DEFAULT current_user::regrole,
     created     timestamptz NOT NULL DEFAULT now()
-);
+) WITH (user_catalog_table = true);
 
 -- Which relations (tables and other views) each view reads.
 CREATE TABLE ivm.dependencies (
@@ -29,7 +32,7 @@ CREATE TABLE ivm.dependencies (
     relid   oid NOT NULL,
     is_view boolean NOT NULL,
     PRIMARY KEY (viewid, relid)
-);
+) WITH (user_catalog_table = true);
 CREATE INDEX ON ivm.dependencies (relid);
 
 -- Deferred mode: where the changes of each relation read by deferred views wait.

@@ -416,6 +416,10 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
   if (!pending.empty()) apply::apply_relations(spi, pending);
 
   spi.exec_once("CREATE TABLE " + qualified + " AS " + a.definition + " WITH NO DATA");
+  // With wal_level = logical, every update and delete of a view row logs the
+  // whole old row: consumers of the ivm output plugin need it to replay the
+  // change (a view has no key).  Internal views are never streamed.
+  if (name.rfind("ivm_state.sq_", 0) != 0) spi.exec_once("ALTER TABLE " + qualified + " REPLICA IDENTITY FULL");
   Oid oid = pg_call([&] { return get_relname_relid(relname.c_str(), nsp); });
   plan::ViewPlan& p = a.plan;
   p.name = qualified;

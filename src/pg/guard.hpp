@@ -7,7 +7,8 @@
 //     destructors run normally.  f itself must not own objects with
 //     destructors across a PostgreSQL call (the longjmp would skip them).
 //   - cpp_entry(f): wraps every function PostgreSQL calls (SQL functions,
-//     triggers).  It catches every C++ exception and re-raises it as
+//     triggers; cpp_callback for callbacks returning nothing, such as the
+//     output plugin's).  It catches every C++ exception and re-raises it as
 //     ereport(ERROR) once all C++ frames below it are gone.
 #pragma once
 #include "pg/pg.hpp"
@@ -71,6 +72,20 @@ Datum cpp_entry(F&& f) {
   std::exception_ptr failure;
   try {
     return f();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  raise(std::move(failure));
+}
+
+// cpp_callback: cpp_entry for callbacks that return nothing (the output
+// plugin's begin/change/commit, ...).
+template <typename F>
+void cpp_callback(F&& f) {
+  std::exception_ptr failure;
+  try {
+    f();
+    return;
   } catch (...) {
     failure = std::current_exception();
   }

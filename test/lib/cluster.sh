@@ -6,6 +6,8 @@
 #   ivm_cluster_start [p]   start a throwaway PostgreSQL 15 cluster (unless PGHOST is already set)
 #   ivm_cluster_stop        stop it and delete it; safe to call twice, or when none was started
 #   ivm_cluster_log         print the tail of the throwaway server's log
+#   ivm_cluster_logical     restart the throwaway cluster with logical decoding (wal_level = logical,
+#                           ivm allowed as an output plugin)
 #
 # Callers should `trap ivm_cluster_stop EXIT` so the cluster goes away even when a step fails.
 
@@ -105,4 +107,25 @@ ivm_cluster_log() {
     else
         echo "(no server log to show: no throwaway cluster is running here)"
     fi
+}
+
+ivm_cluster_logical() {
+    if [[ -z "${IVM_CLUSTER_DIR:-}" ]]; then
+        echo "ivm_cluster_logical: no throwaway cluster was started here" >&2
+        return 1
+    fi
+    {
+        echo "# --- logical decoding (ivm_cluster_logical) ---"
+        echo "wal_level = logical"
+        echo "max_replication_slots = 10"
+        echo "max_wal_senders = 10"
+        # PostgreSQL 15.19 and later load only the output plugins listed here (and refuse to start
+        # with the line when they do not know the setting).
+        if [[ "$(psql -X -qAt -d postgres -c \
+                "SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'")" == 1 ]]; then
+            echo "output_plugin_libraries = 'pgoutput, test_decoding, ivm'"
+        fi
+    } >>"$IVM_CLUSTER_DIR/data/postgresql.conf"
+    (cd "$IVM_CLUSTER_DIR" && runuser -u postgres -- "$IVM_PG_BIN/pg_ctl" -D "$IVM_CLUSTER_DIR/data" \
+        -l "$IVM_CLUSTER_DIR/server.log" -w -m fast restart >/dev/null)
 }
