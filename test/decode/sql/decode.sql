@@ -6,11 +6,17 @@ SET TimeZone = 'UTC';
 SET client_min_messages = warning;
 
 -- Transaction records carry values that change from run to run: masked.
+-- The changes of each transaction are shown sorted (begin first, commit last):
+-- rows a statement changes together may reach the stream in any order.
 CREATE FUNCTION changes(VARIADIC options text[] DEFAULT '{}') RETURNS SETOF text
 LANGUAGE sql AS $$
-    SELECT regexp_replace(data, '"xid":[0-9]+,"commit_lsn":"[0-9A-F]+/[0-9A-F]+","commit_time":"[^"]+"',
-                          '"xid":X,"commit_lsn":"L","commit_time":"T"')
-    FROM pg_logical_slot_get_changes('s', NULL, NULL, VARIADIC options)
+    SELECT d FROM (
+        SELECT d, n, sum(CASE WHEN d LIKE '{"op":"begin"%' THEN 1 ELSE 0 END) OVER (ORDER BY n) AS t
+        FROM (SELECT regexp_replace(data, '"xid":[0-9]+,"commit_lsn":"[0-9A-F]+/[0-9A-F]+","commit_time":"[^"]+"',
+                                    '"xid":X,"commit_lsn":"L","commit_time":"T"') AS d,
+                     row_number() OVER () AS n
+              FROM pg_logical_slot_get_changes('s', NULL, NULL, VARIADIC options)) raw) x
+    ORDER BY t, CASE WHEN d LIKE '{"op":"begin"%' THEN 0 WHEN d LIKE '{"op":"commit"%' THEN 2 ELSE 1 END, d
 $$;
 
 CREATE TABLE items (
