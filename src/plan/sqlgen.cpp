@@ -112,9 +112,11 @@ const Leaf& leaf_of(const ViewPlan& p, int i) { return p.leaves[static_cast<std:
 std::string cols_of(const Leaf& l) { return join(l.columns, ", "); }
 
 // Current contents of a leaf, restricted to the affected keys.
+// The keys drive the join in their sorted order, so that consecutive probes
+// of an index (and of a table stored in key order) touch neighbouring pages.
 std::string restricted(const Leaf& l) {
-  return "(SELECT " + cols_of(l) + " FROM " + l.relation + " " + l.alias + " WHERE " + l.key +
-         " IN (SELECT k FROM ivm_keys))";
+  return "(SELECT " + join(prefixed(l.alias + ".", l.columns), ", ") + " FROM ivm_keys JOIN " + l.relation + " " +
+         l.alias + " ON " + l.key + " = ivm_keys.k)";
 }
 
 // The leaf before the change, restricted to the affected keys, as a plain
@@ -207,7 +209,8 @@ OuterDelta outer_delta(const ViewPlan& p, const Changes& c, const std::vector<st
     const Leaf& l = leaf_of(p, i);
     keys.push_back("SELECT " + l.key + " AS k FROM (" + sql_leaf_delta(p, i, d) + ") " + l.alias);
   }
-  out.keys = "WITH ivm_keys AS (SELECT DISTINCT k FROM (" + join(keys, " UNION ALL ") + ") ivm_k WHERE k IS NOT NULL) ";
+  out.keys = "WITH ivm_keys AS (SELECT DISTINCT k FROM (" + join(keys, " UNION ALL ") +
+             ") ivm_k WHERE k IS NOT NULL ORDER BY k) ";
   std::set<int> anchored = anchored_leaves(p);
   SourceFn now = [&](int j) {
     return anchored.count(j) ? restricted(leaf_of(p, j)) : leaf_of(p, j).relation;
@@ -585,8 +588,8 @@ std::string keyed_outer_apply(const ViewPlan& p, const Changes& c, bool exclusiv
   OuterDelta od = outer_delta(p, c, p.outputs);
   std::string sql = od.keys + ", d AS (SELECT " + lead(cn) +
                     "sum(__m)::int8 AS __m, array_agg(__tid) FILTER (WHERE __tid IS NOT NULL) AS __tids FROM (SELECT v.ctid, " +
-                    lead(prefixed("v.", p.columns)) + "-1::int8 FROM " + p.name + " v WHERE v." +
-                    p.columns[static_cast<std::size_t>(p.view_key)] + " IN (SELECT k FROM ivm_keys) UNION ALL SELECT NULL::tid, " +
+                    lead(prefixed("v.", p.columns)) + "-1::int8 FROM ivm_keys JOIN " + p.name + " v ON v." +
+                    p.columns[static_cast<std::size_t>(p.view_key)] + " = ivm_keys.k UNION ALL SELECT NULL::tid, " +
                     od.now.substr(std::string("SELECT ").size()) + ") ivm_b(__tid, " + lead(cn) + "__m)" + group_by(cn) +
                     " HAVING sum(__m) <> 0)";
   sql += ", gone AS (SELECT d.__tids[i] AS __tid, " + join(prefixed("d.", cn), ", ") +
@@ -603,8 +606,10 @@ std::string keyed_outer_apply(const ViewPlan& p, const Changes& c, bool exclusiv
 std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
   if (p.outer && p.view_key >= 0) return keyed_outer_apply(p, c, exclusive);
   std::vector<std::string> cn = numbered("c", p.columns.size());
+  // Ordered by the locator: the removed copies are then probed in index order.
   std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + sql_body_delta(p, c, p.outputs) +
-                  ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0)";
+                  ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0" +
+                  (p.locator >= 0 ? " ORDER BY c" + std::to_string(p.locator) : std::string()) + ")";
   if (p.locator < 0)
     return d + ", " + bag_apply(p, "d", "del", "ins", exclusive) +
            " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins";
