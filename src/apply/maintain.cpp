@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 
 namespace ivm::apply {
 
@@ -26,15 +27,45 @@ void MaintenanceScope::reset() { maintenance_depth = 0; }
 
 namespace {
 
+// The SQL of a view's steps for one shape of change, generated once per
+// backend: the text is long and the same for every statement of that shape.
+struct Steps {
+  std::string lock, spj, upsert, recompute, apply_clean, apply_dirty;
+};
+
+const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusive) {
+  static std::unordered_map<std::string, Steps> cache;
+  static std::uint64_t generation = 0;
+  if (generation != catalog::catalog_generation()) {
+    cache.clear();
+    generation = catalog::catalog_generation();
+  }
+  std::string key = std::to_string(p.oid) + (exclusive ? "x" : "s");
+  for (const auto& [leaf, d] : c) key += "|" + std::to_string(leaf) + ":" + d.inserted + ":" + d.deleted + ":" + d.bag;
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  Steps s;
+  if (!exclusive) s.lock = plan::sql_lock_keys(p, c);
+  if (!p.aggregate) {
+    s.spj = plan::sql_spj_apply(p, c, exclusive);
+  } else {
+    s.upsert = plan::sql_agg_upsert(p, c);
+    if (p.needs_recompute()) s.recompute = plan::sql_agg_recompute(p);
+    s.apply_clean = plan::sql_agg_apply(p, false);
+    if (p.needs_recompute()) s.apply_dirty = plan::sql_agg_apply(p, true);
+  }
+  return cache.emplace(std::move(key), std::move(s)).first->second;
+}
+
 // apply_one: maintains one view for the changes of its leaves.  Leaves the
 // view's own change (rows + __m) as the last SPI result; returns its size.
 // exclusive: no one else maintains the view meanwhile (a deferred view during
 // an apply, which holds the appliers' lock), so writers need no key locks.
 std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c, bool exclusive) {
-  std::string lock = exclusive ? std::string() : plan::sql_lock_keys(p, c);
-  if (!lock.empty()) spi.exec(lock);
-  if (!p.aggregate) return spi.exec(plan::sql_spj_apply(p, c, exclusive));
-  if (spi.exec(plan::sql_agg_upsert(p, c)) == 0) return 0;
+  const Steps& s = steps(p, c, exclusive);
+  if (!s.lock.empty()) spi.exec(s.lock);
+  if (!p.aggregate) return spi.exec(s.spj);
+  if (spi.exec(s.upsert) == 0) return 0;
   bool dirty = false;
   int dirty_col = spi.column("__dirty");
   for (uint64 i = 0; i < spi.rows() && !dirty; ++i) dirty = spi.boolean(i, dirty_col);
@@ -42,8 +73,8 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   // Groups that lost their MIN/MAX (or hold a non-algebraic aggregate) are
   // recomputed in a statement of their own: it runs after the group locks
   // were taken, so under READ COMMITTED it sees what committed meanwhile.
-  if (dirty) spi.exec(plan::sql_agg_recompute(p));
-  return spi.exec(plan::sql_agg_apply(p, dirty));
+  if (dirty) spi.exec(s.recompute);
+  return spi.exec(dirty ? s.apply_dirty : s.apply_clean);
 }
 
 }  // namespace

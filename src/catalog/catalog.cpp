@@ -47,9 +47,11 @@ std::map<std::uint32_t, std::optional<DeltaTable>>& delta_cache() {
 }
 Oid views_relid = InvalidOid;
 bool callback_registered = false;
+std::uint64_t generation = 0;
 
 void on_relcache(Datum, Oid relid) {
   if (relid == InvalidOid || relid == views_relid) {
+    ++generation;
     dependents_cache().clear();
     delta_cache().clear();
     route_cache().clear();
@@ -70,6 +72,7 @@ void watch_catalog() {
 void invalidate() {
   watch_catalog();
   pg::pg_call([] { CacheInvalidateRelcacheByRelid(views_relid); });
+  ++generation;
   dependents_cache().clear();
   delta_cache().clear();
   route_cache().clear();
@@ -189,6 +192,11 @@ void drop_capture_triggers_if_unused(pg::Spi& spi, std::uint32_t relid) {
 }
 
 }  // namespace
+
+std::uint64_t catalog_generation() {
+  watch_catalog();
+  return generation;
+}
 
 bool is_view(pg::Spi& spi, std::uint32_t relid) {
   spi.exec("SELECT 1 FROM ivm.views WHERE viewid = " + oid_text(relid));

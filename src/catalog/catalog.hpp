@@ -32,6 +32,9 @@ std::string definition(pg::Spi& spi, std::uint32_t view);
 // dependents: every view reading `relation`, directly or through other
 // views, in dependency order (cached per backend).
 std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation);
+// catalog_generation: changes whenever anything cached from ivm's catalog in
+// this backend may be stale (what is derived from view plans is keyed on it).
+std::uint64_t catalog_generation();
 // delta_table: the delta table of `relation`, or nullptr when no deferred view
 // reads it (cached per backend).
 const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation);
