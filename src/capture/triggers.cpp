@@ -99,8 +99,8 @@ IVM_FUNCTION(ivm_capture) {
 IVM_FUNCTION(ivm_guard) {
   if (!CALLED_AS_TRIGGER(fcinfo))
     throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.guard() must be called as a trigger");
-  if (!apply::MaintenanceScope::active()) {
-    auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+  auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+  if (!apply::MaintenanceScope::allows(RelationGetRelid(td->tg_relation))) {
     std::string name = pg::pg_call([&] { return std::string(RelationGetRelationName(td->tg_relation)); });
     throw pg::Error(ERRCODE_WRONG_OBJECT_TYPE, "cannot change incremental view \"" + name + "\"",
                     "Its rows are maintained by ivm from its base tables.",

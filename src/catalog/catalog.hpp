@@ -2,6 +2,7 @@
 // each view owns: its table, state tables, capture and guard triggers.
 #pragma once
 #include "plan/ir.hpp"
+#include "pg/role.hpp"
 #include "pg/spi.hpp"
 
 #include <cstdint>
@@ -22,6 +23,19 @@ struct Dependent {
 struct DeltaTable {
   std::string name;                  // ivm_state.delta_<relid>
   std::vector<std::string> columns;  // quoted; the relation's columns
+};
+
+// catalog_owner: the owner of ivm's catalog (the role that created the
+// extension).  ivm's bookkeeping runs as this role: its catalog tables, the
+// delta tables and the objects in schema ivm_state are written by ivm alone,
+// never directly by users.
+Oid catalog_owner();
+class AsCatalogOwner {
+ public:
+  AsCatalogOwner() : role_(catalog_owner()) {}
+
+ private:
+  pg::AsRole role_;
 };
 
 bool is_view(pg::Spi& spi, std::uint32_t relid);
