@@ -39,9 +39,8 @@ Oid owner_checked(const plan::ViewPlan& p) {
                           p.name,
                       "Its policies apply to role " + pg::role_name(owner) +
                           ", the view's owner: the view would no longer match its query.",
-                      "Disable row-level security on the table (or let the view's owner bypass it: the table's "
-                      "owner, without FORCE ROW LEVEL SECURITY, or a role with BYPASSRLS), then run ivm.refresh(), "
-                      "or drop the view.");
+                      "Disable row-level security on the table, or let the view's owner bypass it (as the "
+                      "table's owner, without FORCE ROW LEVEL SECURITY, or with BYPASSRLS), or drop the view.");
   }
   return owner;
 }
