@@ -74,6 +74,8 @@ IVM_FUNCTION(ivm_refresh) {
   pg::Spi spi;
   std::uint32_t view = catalog::lookup(spi, name);
   check_owner(view, name);
+  // After ALTER TABLE ... OWNER TO, the view's state follows its new owner.
+  catalog::follow_owner(spi, view);
   std::uint64_t rows = apply::refresh(spi, view);
   PG_RETURN_INT64(static_cast<int64>(rows));
 }

@@ -592,4 +592,26 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
   plan_cache().erase(view);
 }
 
+void follow_owner(pg::Spi& spi, std::uint32_t view) {
+  Oid owner = pg::relation_owner(view);
+  plan::ViewPlan p = load_plan(spi, view);
+  spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE parent = " + oid_text(view));
+  std::vector<std::uint32_t> children;
+  for (uint64 i = 0; i < spi.rows(); ++i) children.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  std::vector<std::uint32_t> owned = children;
+  for (const std::string& t : {p.state, p.keylock}) {
+    if (t.empty()) continue;
+    Oid relid = pg_call([&] {
+      return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(t.c_str())), NoLock, true);
+    });
+    if (OidIsValid(relid)) owned.push_back(relid);
+  }
+  {
+    AsCatalogOwner as_ivm;
+    for (std::uint32_t r : owned)
+      if (pg::relation_owner(r) != owner) spi.exec_once("ALTER TABLE " + relation_name(r) + " OWNER TO " + pg::role_name(owner));
+  }
+  for (std::uint32_t c : children) follow_owner(spi, c);
+}
+
 }  // namespace ivm::catalog

@@ -77,5 +77,8 @@ void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode);
 
 std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode);
 void drop_view(pg::Spi& spi, std::uint32_t view);
+// follow_owner: hands what ivm keeps for a view (state tables, internal views)
+// to the owner of the view's table, which ALTER TABLE ... OWNER TO changed.
+void follow_owner(pg::Spi& spi, std::uint32_t view);
 
 }  // namespace ivm::catalog
