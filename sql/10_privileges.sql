@@ -176,6 +176,26 @@ SET ROLE regress_ivm_analyst;
 DROP TRIGGER poke ON order_summary;
 REVOKE INSERT, DELETE ON customer_360 FROM regress_ivm_writer;
 
+-- The TRIGGER privilege does not let a role feed the views a change twice: ivm.capture()
+-- fires only from ivm's own triggers, and create_view refuses a foreign trigger under
+-- ivm's name.
+CREATE TRIGGER twice AFTER INSERT ON orders REFERENCING NEW TABLE AS ivm_new
+    FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture();
+SET ROLE regress_ivm_writer;
+CALL try($$INSERT INTO orders VALUES (108, 1, 10, 'completed')$$);
+SET ROLE regress_ivm_app;
+DROP TRIGGER twice ON orders;
+CREATE TABLE refunds (refund_id int, amount numeric);
+GRANT SELECT, TRIGGER ON refunds TO regress_ivm_analyst;
+SET ROLE regress_ivm_analyst;
+CREATE TRIGGER ivm_capture_ins AFTER INSERT ON refunds FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture();
+\set VERBOSITY default
+CALL try($$SELECT ivm.create_view('refund_total', 'SELECT sum(amount) AS total FROM refunds')$$);
+\set VERBOSITY terse
+SET ROLE regress_ivm_app;
+DROP TRIGGER ivm_capture_ins ON refunds;
+SET ROLE regress_ivm_analyst;
+
 -- 4. A reader granted SELECT on customer_360 reads it, and may verify it (evaluated with the
 -- owner's rights: the reader cannot read the base tables itself).
 GRANT SELECT ON customer_360 TO regress_ivm_reader;

@@ -189,12 +189,23 @@ void add_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
   AsCatalogOwner owner;
   std::string rel = relation_name(relid);
   for (const auto& t : kTriggers) {
-    spi.exec_once("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = " + oid_text(relid) + " AND tgname = '" +
-                  t[0] + "'");
-    if (spi.rows() > 0) continue;
     std::string when = t[1];
     when.replace(when.find("%s"), 2, rel);
-    spi.exec_once(std::string("CREATE TRIGGER ") + t[0] + " " + when + " FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()");
+    std::string create = std::string("CREATE TRIGGER ") + t[0] + " " + when +
+                         " FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()";
+    spi.exec_once("SELECT pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger WHERE tgrelid = " +
+                  oid_text(relid) + " AND tgname = '" + t[0] + "'");
+    if (spi.rows() == 0) {
+      spi.exec_once(create);
+    } else if (spi.text(0, 1) != create) {
+      // Someone's trigger under ivm's name (ivm.capture() trusts the name):
+      // it might capture other events, or only some changes.
+      throw Error(ERRCODE_DUPLICATE_OBJECT,
+                  std::string("trigger \"") + t[0] + "\" for relation " + rel + " is not ivm's",
+                  std::string("ivm captures the table's changes with a trigger of that name, defined as: ") + create +
+                      ".",
+                  "Drop or rename that trigger.");
+    }
   }
 }
 
