@@ -55,6 +55,8 @@ bool callback_registered = false;
 
 void on_relcache(Datum, Oid relid) {
   if (relid == InvalidOid || relid == views_relid) {
+    // Found again on next use: the extension may have been dropped and created anew.
+    views_relid = InvalidOid;
     dependents_cache().clear();
     delta_cache().clear();
     route_cache().clear();
@@ -239,8 +241,10 @@ void rebase(plan::ViewPlan& p, std::uint32_t view) {
 }  // namespace
 
 Oid catalog_owner() {
-  watch_catalog();
-  return pg::relation_owner(views_relid);
+  // Looked up each time (two cache lookups): the extension may have been
+  // dropped and created again since this backend last looked.
+  Oid views = pg_call([] { return get_relname_relid("views", get_namespace_oid("ivm", false)); });
+  return pg::relation_owner(views);
 }
 
 bool is_view(pg::Spi& spi, std::uint32_t relid) {
