@@ -11,9 +11,11 @@ AsRole::AsRole(Oid role) {
     guc_level_ = NewGUCNestLevel();
     SetUserIdAndSecContext(role, saved_context_ | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     // Whatever the caller's search_path, SQL run with another role's rights
-    // never resolves a name through a schema the caller chose.
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-                            0, false);
+    // never resolves a name through a schema the caller chose.  (Usually
+    // pinned already: then setting it again would only cost a recomputation.)
+    static const char* const kPinned = "pg_catalog, pg_temp";
+    if (!namespace_search_path || strcmp(namespace_search_path, kPinned) != 0)
+      (void)set_config_option("search_path", kPinned, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
   });
 }
 
