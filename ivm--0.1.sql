@@ -17,10 +17,10 @@ GRANT USAGE ON SCHEMA ivm_state TO PUBLIC;
 CREATE SEQUENCE ivm.internal_seq;
 
 -- ivm's catalog.  Relations are regclass: pg_dump writes them as names and a
--- restore reads them back as the new oids.  pg_dump dumps the rows (see the
--- end of this file); the view tables and ivm_state's tables are ordinary
--- tables, dumped with their data, and their triggers are created after the
--- data is loaded.
+-- restore reads them back as the new oids.  pg_dump dumps the rows
+-- (pg_extension_config_dump below); the view tables and ivm_state's tables
+-- are ordinary tables, dumped with their data, and their triggers are
+-- created after the data is loaded.
 
 -- One row per incremental view.
 CREATE TABLE ivm.views (
@@ -63,8 +63,8 @@ CREATE TABLE ivm.apply_stats (
     last_error_at timestamptz
 );
 
--- Readable by all (as pg_views is); ivm.status shows apply_stats, whose
--- errors may quote data, to who may read the view.
+-- Readable by all, as pg_views is.  Not apply_stats: its errors may quote
+-- data, so ivm.status shows them only to roles that may read the view.
 GRANT SELECT ON ivm.views, ivm.dependencies, ivm.delta_tables TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('ivm.views', '');
