@@ -157,6 +157,15 @@ CALL try($$SELECT ivm.drop_view('customer_360')$$);
 CALL try($$SELECT ivm.set_mode('order_summary', 'deferred')$$);
 CALL try($$SELECT ivm.verify('customer_360')$$);
 RESET ROLE;
+-- ivm.status shows an apply's error (which may quote data) only to roles that may read the view.
+UPDATE ivm.apply_stats SET failures = 1, last_error = 'value 42 of customer 7 failed'
+WHERE viewid = 'order_stats'::regclass;
+SELECT s.view, s.failures, s.last_error FROM ivm.status s WHERE s.view = 'order_stats'::regclass;
+SET ROLE regress_ivm_writer;
+CALL try('SELECT * FROM ivm.apply_stats');
+SELECT s.view, s.failures, s.last_error FROM ivm.status s WHERE s.view = 'order_stats'::regclass;
+RESET ROLE;
+UPDATE ivm.apply_stats SET failures = 0, last_error = NULL WHERE viewid = 'order_stats'::regclass;
 
 -- Even with the privilege to write a view table, users cannot change it (42809) ...
 SET ROLE regress_ivm_analyst;
