@@ -1,19 +1,33 @@
 -- ivm 0.1: incrementally maintained materialized views.
 \echo Use "CREATE EXTENSION ivm" to load this file. \quit
 
--- Internal state of the views (aggregate state, key locks, internal views).
-CREATE SCHEMA ivm_state;
-GRANT USAGE, CREATE ON SCHEMA ivm_state TO PUBLIC;
+-- Who does what (README, "Privileges"): ivm's catalog, the delta tables and
+-- everything in ivm_state are written by ivm alone, running as the owner of
+-- this catalog; a view's maintenance runs as the view's owner.
+GRANT USAGE ON SCHEMA ivm TO PUBLIC;
 
+-- Internal state of the views (aggregate state, key locks, internal views),
+-- created by ivm and owned by the owner of the view they serve (who reaches
+-- them through USAGE), and the delta tables, owned by ivm.  Nobody else
+-- creates objects here.
+CREATE SCHEMA ivm_state;
+GRANT USAGE ON SCHEMA ivm_state TO PUBLIC;
+
+-- Numbers internal views (ivm_state.sq_<n>).
 CREATE SEQUENCE ivm.internal_seq;
-GRANT USAGE ON SEQUENCE ivm.internal_seq TO PUBLIC;
+
+-- ivm's catalog.  Relations are regclass: pg_dump writes them as names and a
+-- restore reads them back as the new oids.  pg_dump dumps the rows
+-- (pg_extension_config_dump below); the view tables and ivm_state's tables
+-- are ordinary tables, dumped with their data, and their triggers are
+-- created after the data is loaded.
 
 -- One row per incremental view.
 -- ivm.views and ivm.dependencies are user catalog tables: the ivm output plugin
 -- reads them with the historic snapshot of the change it decodes (which
 -- relations are views, and which tables they read).
 CREATE TABLE ivm.views (
-    viewid      oid PRIMARY KEY,          -- the view table
+    viewid      regclass PRIMARY KEY,     -- the view table
     name        text NOT NULL,            -- schema-qualified, as created
     query       text NOT NULL,            -- the query as the user wrote it
     definition  text NOT NULL,            -- normalized: every name qualified
@@ -21,15 +35,14 @@ CREATE TABLE ivm.views (
     level       int NOT NULL,             -- 1 + the highest level of the views it reads
     plan        text NOT NULL,            -- compiled operator plan
     internal    boolean NOT NULL DEFAULT false,  -- a subquery of another view
-    parent      oid,                      -- for internal views: the view owning it
-    owner       regrole NOT NULL DEFAULT current_user::regrole,
+    parent      regclass,                 -- for internal views: the view owning it
     created     timestamptz NOT NULL DEFAULT now()
 ) WITH (user_catalog_table = true);
 
 -- Which relations (tables and other views) each view reads.
 CREATE TABLE ivm.dependencies (
-    viewid  oid NOT NULL REFERENCES ivm.views ON DELETE CASCADE,
-    relid   oid NOT NULL,
+    viewid  regclass NOT NULL REFERENCES ivm.views ON DELETE CASCADE,
+    relid   regclass NOT NULL,
     is_view boolean NOT NULL,
     PRIMARY KEY (viewid, relid)
 ) WITH (user_catalog_table = true);
@@ -37,14 +50,14 @@ CREATE INDEX ON ivm.dependencies (relid);
 
 -- Deferred mode: where the changes of each relation read by deferred views wait.
 CREATE TABLE ivm.delta_tables (
-    relid   oid PRIMARY KEY,
+    relid   regclass PRIMARY KEY,
     name    text NOT NULL,        -- ivm_state.delta_<relid>
     columns text[] NOT NULL
 );
 
 -- What the appliers did, per deferred view.
 CREATE TABLE ivm.apply_stats (
-    viewid        oid PRIMARY KEY REFERENCES ivm.views ON DELETE CASCADE,
+    viewid        regclass PRIMARY KEY REFERENCES ivm.views ON DELETE CASCADE,
     last_apply    timestamptz,
     last_duration interval,
     applies       bigint NOT NULL DEFAULT 0,
@@ -53,7 +66,15 @@ CREATE TABLE ivm.apply_stats (
     last_error_at timestamptz
 );
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON ivm.views, ivm.dependencies, ivm.delta_tables, ivm.apply_stats TO PUBLIC;
+-- Readable by all, as pg_views is.  Not apply_stats: its errors may quote
+-- data, so ivm.status shows them only to roles that may read the view.
+GRANT SELECT ON ivm.views, ivm.dependencies, ivm.delta_tables TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('ivm.views', '');
+SELECT pg_catalog.pg_extension_config_dump('ivm.dependencies', '');
+SELECT pg_catalog.pg_extension_config_dump('ivm.delta_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('ivm.apply_stats', '');
+SELECT pg_catalog.pg_extension_config_dump('ivm.internal_seq', '');
 
 CREATE FUNCTION ivm.create_view(name text, query text, mode text DEFAULT 'immediate')
 RETURNS regclass AS 'MODULE_PATHNAME', 'ivm_create_view' LANGUAGE C VOLATILE;
@@ -82,9 +103,10 @@ RETURNS void AS 'MODULE_PATHNAME', 'ivm_set_mode' LANGUAGE C VOLATILE STRICT;
 
 -- delta_pending: per delta table, the changes waiting in it and the capture
 -- time of the oldest.  Each table is read once, however many views read it.
-CREATE FUNCTION ivm.delta_pending(OUT relid oid, OUT changes bigint, OUT oldest timestamptz)
+-- Counts only; security definer, as the delta tables are ivm's.
+CREATE FUNCTION ivm.delta_pending(OUT relid regclass, OUT changes bigint, OUT oldest timestamptz)
 RETURNS SETOF record
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
 BEGIN
@@ -98,7 +120,7 @@ $$;
 
 -- pending: changes waiting in the delta tables a view reads (through other views too).
 CREATE FUNCTION ivm.pending(view oid, OUT changes bigint, OUT oldest timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH RECURSIVE r(relid) AS (
         SELECT d.relid FROM ivm.dependencies d WHERE d.viewid = view
         UNION SELECT d.relid FROM ivm.dependencies d JOIN r ON d.viewid = r.relid)
@@ -123,7 +145,7 @@ SELECT v.viewid::regclass AS view,
        s.last_duration,
        coalesce(s.applies, 0) AS applies,
        coalesce(s.failures, 0) AS failures,
-       s.last_error,
+       CASE WHEN pg_catalog.has_table_privilege(v.viewid, 'SELECT') THEN s.last_error END AS last_error,
        s.last_error_at
 FROM ivm.views v
 LEFT JOIN ivm.apply_stats s USING (viewid)

@@ -48,7 +48,7 @@ $$;
 -- follows the documented pattern.
 CREATE FUNCTION deltas() RETURNS TABLE (relation text, columns text[], name_ok boolean)
 LANGUAGE sql AS $$
-    SELECT d.relid::regclass::text, d.columns, d.name = 'ivm_state.delta_' || d.relid
+    SELECT d.relid::regclass::text, d.columns, d.name = 'ivm_state.delta_' || d.relid::oid
            AND to_regclass(d.name) IS NOT NULL
     FROM ivm.delta_tables d JOIN pg_class c ON c.oid = d.relid
     WHERE c.relnamespace = current_schema()::regnamespace

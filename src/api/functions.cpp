@@ -6,6 +6,10 @@
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
 
+extern "C" {
+#include "utils/acl.h"
+}
+
 using namespace ivm;
 
 extern "C" {
@@ -19,6 +23,15 @@ std::string text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
   if (PG_ARGISNULL(n))
     throw pg::Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(what) + " must not be null");
   return pg::pg_call([&] { return std::string(text_to_cstring(PG_GETARG_TEXT_PP(n))); });
+}
+
+// check_owner: only the view's owner (or a member of its role, or a
+// superuser) may drop it, rebuild it or change its mode, as for ALTER and DROP
+// of any table.
+void check_owner(std::uint32_t view, const std::string& name) {
+  if (!pg::pg_call([&] { return pg_class_ownercheck(view, GetUserId()); }))
+    throw pg::Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "must be owner of incremental view \"" + name + "\"", "",
+                    "Only the view's owner can drop it, refresh it or change its mode.");
 }
 
 // on_xact: a safety net.  Maintenance scopes and statement frames unwind
@@ -50,21 +63,33 @@ IVM_FUNCTION(ivm_create_view) {
 IVM_FUNCTION(ivm_drop_view) {
   std::string name = text_arg(fcinfo, 0, "view name");
   pg::Spi spi;
-  catalog::drop_view(spi, catalog::lookup(spi, name));
+  std::uint32_t view = catalog::lookup(spi, name);
+  check_owner(view, name);
+  catalog::drop_view(spi, view);
   PG_RETURN_VOID();
 }
 
 IVM_FUNCTION(ivm_refresh) {
   std::string name = text_arg(fcinfo, 0, "view name");
   pg::Spi spi;
-  std::uint64_t rows = apply::refresh(spi, catalog::lookup(spi, name));
+  std::uint32_t view = catalog::lookup(spi, name);
+  check_owner(view, name);
+  // After ALTER TABLE ... OWNER TO, the view's state follows its new owner.
+  catalog::follow_owner(spi, view);
+  std::uint64_t rows = apply::refresh(spi, view);
   PG_RETURN_INT64(static_cast<int64>(rows));
 }
 
 IVM_FUNCTION(ivm_verify) {
   std::string name = text_arg(fcinfo, 0, "view name");
   pg::Spi spi;
-  std::uint64_t diff = apply::verify(spi, catalog::lookup(spi, name));
+  std::uint32_t view = catalog::lookup(spi, name);
+  // verify evaluates the query with the owner's rights and tells only a
+  // count, but only to who may read the view.
+  if (!pg::pg_call([&] { return pg_class_aclcheck(view, GetUserId(), ACL_SELECT) == ACLCHECK_OK; }))
+    throw pg::Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied for incremental view \"" + name + "\"", "",
+                    "ivm.verify() needs the SELECT privilege on the view.");
+  std::uint64_t diff = apply::verify(spi, view);
   PG_RETURN_INT64(static_cast<int64>(diff));
 }
 
@@ -88,6 +113,7 @@ IVM_FUNCTION(ivm_apply_deltas) {
   int usecs = 0;
   TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
   std::string duration = std::to_string(secs) + " seconds " + std::to_string(usecs) + " microseconds";
+  catalog::AsCatalogOwner owner;
   spi.exec_once("INSERT INTO ivm.apply_stats AS s (viewid, last_apply, last_duration, applies) "
                 "SELECT viewid, pg_catalog.now(), '" + duration + "'::interval, 1 FROM ivm.views WHERE mode = 'deferred'" +
                 (view ? " AND viewid = " + std::to_string(view) : std::string()) +
@@ -101,6 +127,7 @@ IVM_FUNCTION(ivm_set_mode) {
   std::string mode = text_arg(fcinfo, 1, "mode");
   pg::Spi spi;
   std::uint32_t view = catalog::lookup(spi, name);
+  check_owner(view, name);
   std::string old = catalog::view_mode(spi, view);
   if (old != mode) {
     // Writers wait while the mode changes: every change is then either

@@ -14,16 +14,8 @@
 namespace ivm::apply {
 
 namespace {
-int maintenance_depth = 0;
 constexpr long long kApplyLockKey = 0x69766d6170706c79;  // "ivmapply"
 }
-
-MaintenanceScope::MaintenanceScope() { ++maintenance_depth; }
-MaintenanceScope::~MaintenanceScope() {
-  if (maintenance_depth > 0) --maintenance_depth;
-}
-bool MaintenanceScope::active() { return maintenance_depth > 0; }
-void MaintenanceScope::reset() { maintenance_depth = 0; }
 
 namespace {
 
@@ -62,6 +54,7 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
 // exclusive: no one else maintains the view meanwhile (a deferred view during
 // an apply, which holds the appliers' lock), so writers need no key locks.
 std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c, bool exclusive) {
+  AsViewOwner owner(p);
   const Steps& s = steps(p, c, exclusive);
   if (!s.lock.empty()) spi.exec(s.lock);
   if (!p.aggregate) return spi.exec(s.spj);
@@ -86,6 +79,8 @@ namespace {
 void record_rows(pg::Spi& spi, std::uint32_t relation, const std::string& from, const std::string& m) {
   const catalog::DeltaTable* dt = catalog::delta_table(spi, relation);
   if (!dt) return;
+  // Delta tables are ivm's own: nobody else may write or read them.
+  catalog::AsCatalogOwner owner;
   std::string cols;
   for (const auto& c : dt->columns) cols += c + ", ";
   spi.exec("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + m + " FROM " + from);
@@ -110,7 +105,6 @@ std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
       if (!seen) views.push_back(std::move(v));
     }
   }
-  MaintenanceScope scope;
   if (phase == Phase::Write)
     for (const auto& [base, source] : changes) record(spi, base, source);
   if (views.empty()) return 0;
@@ -180,7 +174,11 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
     std::string sql = "WITH c AS (DELETE FROM " + dt->name + " RETURNING *) SELECT " + cols +
                       (cols.empty() ? "" : ", ") + "sum(__m)::int8 AS __m FROM c" +
                       (cols.empty() ? "" : " GROUP BY " + cols) + " HAVING sum(__m) <> 0";
-    std::uint64_t n = spi.exec(sql);
+    std::uint64_t n = 0;
+    {
+      catalog::AsCatalogOwner owner;  // the delta tables are ivm's own
+      n = spi.exec(sql);
+    }
     if (n == 0) continue;
     consumed += n;
     // The name carries the column set: a cached plan reading it must never
@@ -216,15 +214,17 @@ namespace {
 // the difference through its delta table (old rows out, new rows in).
 void rebuild(pg::Spi& spi, std::uint32_t oid, const plan::ViewPlan& p) {
   record_rows(spi, oid, p.name, "-1");
-  for (const auto& sql : plan::sql_clear(p)) spi.exec_once(sql);
-  for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
+  {
+    AsViewOwner owner(p);
+    for (const auto& sql : plan::sql_clear(p)) spi.exec_once(sql);
+    for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
+  }
   record_rows(spi, oid, p.name, "1");
 }
 
 }  // namespace
 
 std::uint64_t refresh(pg::Spi& spi, std::uint32_t view) {
-  MaintenanceScope scope;
   pg::PinnedSearchPath pinned;
   // No writer may slip between the rebuild and the deltas still pending.
   catalog::lock_base_tables(spi, view);
@@ -240,7 +240,6 @@ std::uint64_t refresh(pg::Spi& spi, std::uint32_t view) {
 
 
 void refresh_dependents(pg::Spi& spi, std::uint32_t relation) {
-  MaintenanceScope scope;
   pg::PinnedSearchPath pinned;
   for (const auto& v : catalog::dependents(spi, relation)) {
     // Deferred views catch up through their delta tables (record_truncate).
@@ -252,6 +251,9 @@ std::uint64_t verify(pg::Spi& spi, std::uint32_t view) {
   pg::PinnedSearchPath pinned;
   plan::ViewPlan p = catalog::load_plan(spi, view);
   std::string def = catalog::definition(spi, view);
+  // The query is the owner's: it is evaluated with the owner's rights, as
+  // the view's maintenance is.
+  pg::AsRole owner(pg::relation_owner(view));
   spi.exec_once("SELECT count(*) FROM ((TABLE " + p.name + " EXCEPT ALL (" + def + ")) UNION ALL ((" + def +
                 ") EXCEPT ALL TABLE " + p.name + ")) ivm_diff");
   return std::stoull(spi.text(0, 1));

@@ -1,6 +1,7 @@
 // maintain.hpp: running delta steps through the view DAG.
 #pragma once
 #include "plan/sqlgen.hpp"
+#include "pg/role.hpp"
 #include "pg/spi.hpp"
 
 #include <cstdint>
@@ -10,16 +11,33 @@
 
 namespace ivm::apply {
 
-// MaintenanceScope: while alive, ivm's own writes to view tables pass the
-// guard trigger that refuses users' direct changes.
+// MaintenanceScope: while alive, ivm's own writes to the table of `view`
+// pass the guard trigger that refuses users' direct changes.  Only the view
+// being maintained right now (the innermost scope) is open: code that runs
+// during its maintenance (the owner's triggers, say) cannot write to another
+// view's table.
 class MaintenanceScope {
  public:
-  MaintenanceScope();
+  explicit MaintenanceScope(std::uint32_t view);
   ~MaintenanceScope();
   MaintenanceScope(const MaintenanceScope&) = delete;
   MaintenanceScope& operator=(const MaintenanceScope&) = delete;
-  static bool active();
+  static bool allows(std::uint32_t relation);
   static void reset();  // at transaction abort
+};
+
+// AsViewOwner: while alive, SQL runs with the rights of the view's owner (see
+// pg::AsRole) and may write to the view's table.  Refuses (0A000) when
+// row-level security of a relation the view reads, or of the view's table,
+// applies to the owner: maintenance would see a filtered table next to an
+// unfiltered change, and the view would drift.
+class AsViewOwner {
+ public:
+  explicit AsViewOwner(const plan::ViewPlan& p);
+
+ private:
+  pg::AsRole role_;
+  MaintenanceScope scope_;
 };
 
 // Changed: base relations changed by a statement, with where to read each change.

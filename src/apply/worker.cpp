@@ -89,7 +89,7 @@ void apply_each() {
   StartTransactionCommand();
   PushActiveSnapshot(GetTransactionSnapshot());
   if (SPI_connect() == SPI_OK_CONNECT) {
-    if (SPI_execute("SELECT viewid::text FROM ivm.views WHERE mode = 'deferred' ORDER BY level, viewid", true, 0) ==
+    if (SPI_execute("SELECT viewid::oid::text FROM ivm.views WHERE mode = 'deferred' ORDER BY level, viewid", true, 0) ==
         SPI_OK_SELECT) {
       MemoryContext old = MemoryContextSwitchTo(cxt);
       for (uint64 i = 0; i < SPI_processed; i++)
@@ -166,6 +166,9 @@ void ivm_worker_main(Datum) {
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnection(MyBgworkerEntry->bgw_extra, nullptr, 0);
   pgstat_report_appname("ivm apply worker");
+  // The worker runs as a superuser: its own statements never resolve names
+  // through schemas other roles can create objects in.
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
   int backoff = 0;
   for (;;) {
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -69,12 +69,34 @@ bool record_directly(TriggerData* td, std::uint32_t relid) {
   });
 }
 
+// ivms_own: whether the trigger firing is one of the capture triggers ivm
+// created on the table (their names are unique per table, only the table's
+// owner may drop them, and create_view checks an existing one).  Anyone who
+// may create triggers on a base table could otherwise attach ivm.capture() a
+// second time, and the views would receive every change twice.
+bool ivms_own(const TriggerData* td) {
+  TriggerEvent e = td->tg_event;
+  if (!TRIGGER_FIRED_FOR_STATEMENT(e)) return false;
+  const char* want = TRIGGER_FIRED_BY_INSERT(e)   ? "ivm_capture_ins"
+                     : TRIGGER_FIRED_BY_UPDATE(e) ? "ivm_capture_upd"
+                     : TRIGGER_FIRED_BY_DELETE(e) ? "ivm_capture_del"
+                     : TRIGGER_FIRED_BEFORE(e)    ? "ivm_capture_btrunc"
+                                                  : "ivm_capture_trunc";
+  if (!TRIGGER_FIRED_BY_TRUNCATE(e) && !TRIGGER_FIRED_AFTER(e)) return false;
+  return strcmp(td->tg_trigger->tgname, want) == 0;
+}
+
 }  // namespace
 
 IVM_FUNCTION(ivm_capture) {
   if (!CALLED_AS_TRIGGER(fcinfo))
     throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture() must be called as a trigger");
   auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+  if (!ivms_own(td))
+    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                    std::string("ivm.capture() fired by trigger \"") + td->tg_trigger->tgname + "\", which is not ivm's",
+                    "ivm creates its capture triggers itself, when a view starts reading the table.",
+                    "Drop that trigger.");
   std::uint32_t relid = RelationGetRelid(td->tg_relation);
   if (!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && record_directly(td, relid)) return PointerGetDatum(nullptr);
   pg::Spi spi;
@@ -99,8 +121,8 @@ IVM_FUNCTION(ivm_capture) {
 IVM_FUNCTION(ivm_guard) {
   if (!CALLED_AS_TRIGGER(fcinfo))
     throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.guard() must be called as a trigger");
-  if (!apply::MaintenanceScope::active()) {
-    auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+  auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+  if (!apply::MaintenanceScope::allows(RelationGetRelid(td->tg_relation))) {
     std::string name = pg::pg_call([&] { return std::string(RelationGetRelationName(td->tg_relation)); });
     throw pg::Error(ERRCODE_WRONG_OBJECT_TYPE, "cannot change incremental view \"" + name + "\"",
                     "Its rows are maintained by ivm from its base tables.",

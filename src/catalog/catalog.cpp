@@ -5,6 +5,11 @@
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
 
+extern "C" {
+#include "utils/acl.h"
+#include "utils/rls.h"
+}
+
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -52,6 +57,8 @@ std::uint64_t generation = 0;
 void on_relcache(Datum, Oid relid) {
   if (relid == InvalidOid || relid == views_relid) {
     ++generation;
+    // Found again on next use: the extension may have been dropped and created anew.
+    views_relid = InvalidOid;
     dependents_cache().clear();
     delta_cache().clear();
     route_cache().clear();
@@ -76,6 +83,24 @@ void invalidate() {
   dependents_cache().clear();
   delta_cache().clear();
   route_cache().clear();
+}
+
+std::string relation_name(std::uint32_t relid) {
+  return pg_call([&] {
+    return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)));
+  });
+}
+
+// fresh_name: "ivm_state.<stem>" for a new internal relation, or, when that
+// name is taken (by a relation restored from a dump of another database, whose
+// oids differed), the stem with a unique suffix.  Run as the catalog owner.
+std::string fresh_name(pg::Spi& spi, const std::string& stem) {
+  bool taken = pg_call([&] {
+    return OidIsValid(get_relname_relid(stem.c_str(), get_namespace_oid("ivm_state", false)));
+  });
+  if (!taken) return "ivm_state." + stem;
+  spi.exec_once("SELECT pg_catalog.nextval('ivm.internal_seq')");
+  return "ivm_state." + stem + "_" + spi.text(0, 1);
 }
 
 std::string modes_check(const std::string& mode) {
@@ -103,6 +128,7 @@ std::vector<std::string> needed_columns(const plan::ViewPlan& p, std::uint32_t r
 // multiplicity and when it was captured.  When it must grow, its pending
 // changes are applied first and it is created anew.
 void ensure_delta_table(pg::Spi& spi, std::uint32_t relid, const std::vector<std::string>& needed) {
+  AsCatalogOwner owner;
   const DeltaTable* existing = delta_table(spi, relid);
   std::vector<std::string> cols = existing ? existing->columns : std::vector<std::string>{};
   bool grows = !existing;
@@ -130,7 +156,7 @@ void ensure_delta_table(pg::Spi& spi, std::uint32_t relid, const std::vector<std
     ordered.push_back(spi.text(i, 1));
     defs += spi.text(i, 1) + " " + spi.text(i, 2) + ", ";
   }
-  std::string name = "ivm_state.delta_" + oid_text(relid);
+  std::string name = fresh_name(spi, "delta_" + oid_text(relid));
   // Every apply deletes what it consumed: vacuum as soon as autovacuum looks,
   // so that the queue's dead rows do not pile up between its rounds.
   spi.exec_once("CREATE TABLE " + name + " (" + defs +
@@ -146,7 +172,8 @@ void ensure_delta_table(pg::Spi& spi, std::uint32_t relid, const std::vector<std
 
 // drop_unused_delta_tables: removes delta tables no deferred view reads.
 void drop_unused_delta_tables(pg::Spi& spi) {
-  spi.exec_once("SELECT relid, name FROM ivm.delta_tables t WHERE NOT EXISTS (SELECT 1 FROM ivm.dependencies d "
+  AsCatalogOwner owner;
+  spi.exec_once("SELECT relid::oid, name FROM ivm.delta_tables t WHERE NOT EXISTS (SELECT 1 FROM ivm.dependencies d "
                 "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND v.mode = 'deferred')");
   std::vector<std::pair<std::string, std::string>> unused;
   for (uint64 i = 0; i < spi.rows(); ++i) unused.push_back({spi.text(i, 1), spi.text(i, 2)});
@@ -164,25 +191,35 @@ const char* kTriggers[][2] = {
     {"ivm_capture_btrunc", "BEFORE TRUNCATE ON %s"},
 };
 
-std::string relation_name(std::uint32_t relid) {
-  return pg_call([&] {
-    return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)));
-  });
-}
-
+// The capture triggers are shared by every view reading the table, so ivm
+// creates and drops them itself (dropping a trigger takes the table's
+// owner); create_view checked that the caller holds the TRIGGER privilege.
 void add_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
+  AsCatalogOwner owner;
   std::string rel = relation_name(relid);
   for (const auto& t : kTriggers) {
-    spi.exec_once("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = " + oid_text(relid) + " AND tgname = '" +
-                  t[0] + "'");
-    if (spi.rows() > 0) continue;
     std::string when = t[1];
     when.replace(when.find("%s"), 2, rel);
-    spi.exec_once(std::string("CREATE TRIGGER ") + t[0] + " " + when + " FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()");
+    std::string create = std::string("CREATE TRIGGER ") + t[0] + " " + when +
+                         " FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()";
+    spi.exec_once("SELECT pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger WHERE tgrelid = " +
+                  oid_text(relid) + " AND tgname = '" + t[0] + "'");
+    if (spi.rows() == 0) {
+      spi.exec_once(create);
+    } else if (spi.text(0, 1) != create) {
+      // Someone's trigger under ivm's name (ivm.capture() trusts the name):
+      // it might capture other events, or only some changes.
+      throw Error(ERRCODE_DUPLICATE_OBJECT,
+                  std::string("trigger \"") + t[0] + "\" for relation " + rel + " is not ivm's",
+                  std::string("ivm captures the table's changes with a trigger of that name, defined as: ") + create +
+                      ".",
+                  "Drop or rename that trigger.");
+    }
   }
 }
 
 void drop_capture_triggers_if_unused(pg::Spi& spi, std::uint32_t relid) {
+  AsCatalogOwner owner;
   spi.exec_once("SELECT 1 FROM ivm.dependencies WHERE relid = " + oid_text(relid));
   if (spi.rows() > 0) return;
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
@@ -191,11 +228,35 @@ void drop_capture_triggers_if_unused(pg::Spi& spi, std::uint32_t relid) {
   for (const auto& t : kTriggers) spi.exec_once(std::string("DROP TRIGGER IF EXISTS ") + t[0] + " ON " + rel);
 }
 
+// rebase: makes the plan's oids current.  A dump restored into another
+// database recreates every relation under its old name but with a new oid.
+// ivm's catalog follows (its relation columns are regclass, which pg_dump
+// writes as names), but the serialized plan still holds the old oids.  The
+// names are what the plan's SQL reads, so each leaf takes the oid its name
+// has now (a name that no longer resolves keeps its oid).
+void rebase(plan::ViewPlan& p, std::uint32_t view) {
+  p.oid = view;
+  for (auto& l : p.leaves) {
+    Oid now = pg_call([&] {
+      RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(l.relation.c_str()));
+      return RangeVarGetRelid(rv, NoLock, true);
+    });
+    if (OidIsValid(now)) l.relid = now;
+  }
+}
+
 }  // namespace
 
 std::uint64_t catalog_generation() {
   watch_catalog();
   return generation;
+}
+
+Oid catalog_owner() {
+  // Looked up each time (two cache lookups): the extension may have been
+  // dropped and created again since this backend last looked.
+  Oid views = pg_call([] { return get_relname_relid("views", get_namespace_oid("ivm", false)); });
+  return pg::relation_owner(views);
 }
 
 bool is_view(pg::Spi& spi, std::uint32_t relid) {
@@ -217,7 +278,9 @@ std::uint32_t lookup(pg::Spi& spi, const std::string& name) {
 plan::ViewPlan load_plan(pg::Spi& spi, std::uint32_t view) {
   spi.exec("SELECT plan FROM ivm.views WHERE viewid = " + oid_text(view));
   if (spi.rows() != 1) throw Error(ERRCODE_UNDEFINED_OBJECT, "incremental view " + oid_text(view) + " does not exist");
-  return plan::deserialize(spi.text(0, 1));
+  plan::ViewPlan p = plan::deserialize(spi.text(0, 1));
+  rebase(p, view);
+  return p;
 }
 
 std::string definition(pg::Spi& spi, std::uint32_t view) {
@@ -234,7 +297,7 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation) {
   spi.exec(
       "WITH RECURSIVE r(viewid) AS (SELECT viewid FROM ivm.dependencies WHERE relid = " + oid_text(relation) +
       " UNION SELECT d.viewid FROM ivm.dependencies d JOIN r ON d.relid = r.viewid) "
-      "SELECT v.viewid, v.xmin::text, v.mode = 'immediate', v.level FROM ivm.views v JOIN r USING (viewid) "
+      "SELECT v.viewid::oid, v.xmin::text, v.mode = 'immediate', v.level FROM ivm.views v JOIN r USING (viewid) "
       "ORDER BY v.level, v.viewid");
   struct Row {
     std::uint32_t oid;
@@ -318,11 +381,11 @@ const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation) {
 
 std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view) {
   if (view == 0)
-    spi.exec_once("SELECT relid FROM ivm.delta_tables ORDER BY relid");
+    spi.exec_once("SELECT relid::oid FROM ivm.delta_tables ORDER BY relid");
   else
     spi.exec_once("WITH RECURSIVE r(relid) AS (SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view) +
                   " UNION SELECT d.relid FROM ivm.dependencies d JOIN r ON d.viewid = r.relid) "
-                  "SELECT relid FROM ivm.delta_tables WHERE relid IN (SELECT relid FROM r) ORDER BY relid");
+                  "SELECT relid::oid FROM ivm.delta_tables WHERE relid IN (SELECT relid FROM r) ORDER BY relid");
   std::vector<std::uint32_t> out;
   for (uint64 i = 0; i < spi.rows(); ++i) out.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   return out;
@@ -331,12 +394,12 @@ std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view) {
 void lock_base_tables(pg::Spi& spi, std::uint32_t view) {
   spi.exec_once("WITH RECURSIVE r(relid, is_view) AS (SELECT relid, is_view FROM ivm.dependencies WHERE viewid = " +
                 oid_text(view) + " UNION SELECT d.relid, d.is_view FROM ivm.dependencies d JOIN r ON d.viewid = r.relid) "
-                "SELECT DISTINCT relid FROM r WHERE NOT is_view ORDER BY relid");
+                "SELECT DISTINCT relid::oid FROM r WHERE NOT is_view ORDER BY 1");
   std::vector<std::uint32_t> tables;
   for (uint64 i = 0; i < spi.rows(); ++i) tables.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
-  std::string list;
-  for (std::uint32_t t : tables) list += (list.empty() ? "" : ", ") + relation_name(t);
-  if (!list.empty()) spi.exec_once("LOCK TABLE " + list + " IN SHARE MODE");
+  // Locked without LOCK TABLE, which would ask the caller for UPDATE, DELETE
+  // or TRUNCATE on tables it only reads.
+  for (std::uint32_t t : tables) pg_call([t] { LockRelationOid(t, ShareLock); });
 }
 
 std::vector<std::uint32_t> delta_closure(pg::Spi& spi, std::vector<std::uint32_t> relations) {
@@ -349,7 +412,7 @@ std::vector<std::uint32_t> delta_closure(pg::Spi& spi, std::vector<std::uint32_t
         "WITH RECURSIVE fed(viewid) AS (SELECT d.viewid FROM ivm.dependencies d JOIN ivm.views v USING (viewid) "
         "WHERE v.mode = 'deferred' AND d.relid = ANY ('{" + list + "}'::oid[]) "
         "UNION SELECT d.viewid FROM ivm.dependencies d JOIN fed ON d.relid = fed.viewid) "
-        "SELECT DISTINCT dt.relid FROM fed JOIN ivm.views v USING (viewid) JOIN ivm.dependencies d USING (viewid) "
+        "SELECT DISTINCT dt.relid::oid FROM fed JOIN ivm.views v USING (viewid) JOIN ivm.dependencies d USING (viewid) "
         "JOIN ivm.delta_tables dt ON dt.relid = d.relid WHERE v.mode = 'deferred'");
     std::vector<std::uint32_t> more = relations;
     for (uint64 i = 0; i < spi.rows(); ++i) more.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
@@ -367,9 +430,10 @@ std::string view_mode(pg::Spi& spi, std::uint32_t view) {
 
 void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode) {
   modes_check(mode);
+  AsCatalogOwner owner;
   spi.exec_once("UPDATE ivm.views SET mode = " + quote_literal(mode) + " WHERE viewid = " + oid_text(view));
   if (mode == "deferred") {
-    spi.exec_once("SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view));
+    spi.exec_once("SELECT relid::oid FROM ivm.dependencies WHERE viewid = " + oid_text(view));
     std::vector<std::uint32_t> inputs;
     for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
     plan::ViewPlan p = load_plan(spi, view);
@@ -379,8 +443,45 @@ void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode) {
   invalidate();
 }
 
-std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode) {
+namespace {
+
+// check_rights: whether `caller` may create a view reading `inputs`.  It must
+// be able to read them, and to let the view's maintenance run with every
+// change to them (a failing view fails the change): what CREATE TRIGGER asks.
+// Row-level security that applies to it cannot be maintained: the view would
+// mix filtered tables with unfiltered changes.
+void check_rights(const std::vector<std::uint32_t>& inputs, Oid caller) {
+  for (std::uint32_t r : inputs) {
+    std::string rel = relation_name(r);
+    for (AclMode mode : {ACL_SELECT, ACL_TRIGGER}) {
+      bool ok = pg_call([&] { return pg_class_aclcheck(r, caller, mode) == ACLCHECK_OK; });
+      if (ok) continue;
+      bool select = mode == ACL_SELECT;
+      throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied for table " + rel,
+                  select ? "Creating an incremental view needs the SELECT privilege on every relation it reads."
+                         : "Creating an incremental view needs the TRIGGER privilege on every relation it reads: "
+                           "the view is maintained with every change to them.",
+                  "The table's owner can grant it: GRANT SELECT, TRIGGER ON " + rel + " TO " + pg::role_name(caller) +
+                      ";");
+    }
+    bool rls = pg_call([&] { return check_enable_rls(r, caller, true) == RLS_ENABLED; });
+    if (rls)
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "row-level security is not supported in incremental views",
+                  "Policies of table " + rel + " apply to role " + pg::role_name(caller) +
+                      ", who would own the view.",
+                  "Create the view as a role that bypasses them (the table's owner, unless the table forces "
+                  "row-level security, or a role with BYPASSRLS): the view then holds every row, and GRANT on the "
+                  "view decides who reads them.");
+  }
+}
+
+// create: create_view, for a view of the user (internal = false) or a
+// subquery of one (an internal view in ivm_state, created by ivm).
+std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode,
+                     bool internal) {
   modes_check(mode);
+  // The view's owner: maintenance runs with its rights.
+  Oid caller = GetUserId();
   // Where the view table goes: resolved with the caller's search_path.
   Oid nsp = InvalidOid;
   std::string relname;
@@ -397,23 +498,25 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
 
   std::vector<std::uint32_t> internals;
   analyze::MaterializeFn materialize = [&](const std::string& def) {
-    spi.exec_once("SELECT nextval('ivm.internal_seq')");
-    std::string iname = "ivm_state.sq_" + spi.text(0, 1);
-    std::uint32_t oid = create_view(spi, iname, def, mode);  // a subquery lags with its view
+    std::string iname;
+    {
+      AsCatalogOwner owner;
+      spi.exec_once("SELECT pg_catalog.nextval('ivm.internal_seq')");
+      iname = fresh_name(spi, "sq_" + spi.text(0, 1));
+    }
+    std::uint32_t oid = create(spi, iname, def, mode, true);  // a subquery lags with its view
     internals.push_back(oid);
     return oid;
   };
   analyze::IsViewFn view_p = [&](std::uint32_t relid) { return is_view(spi, relid); };
   analyze::Analysis a = analyze::analyze_query(query, materialize, view_p);
+  check_rights(a.inputs, caller);
 
   pg::PinnedSearchPath pinned;
   // Writers of the inputs wait until this transaction commits: the view is
-  // populated from a state no concurrent change can slip past.
-  std::vector<std::string> inputs;
-  for (std::uint32_t r : a.inputs) inputs.push_back(relation_name(r));
-  std::string list;
-  for (const auto& s : inputs) list += (list.empty() ? "" : ", ") + s;
-  spi.exec_once("LOCK TABLE " + list + " IN SHARE MODE");
+  // populated from a state no concurrent change can slip past.  Locked
+  // without LOCK TABLE, which would ask for more than reading rights.
+  for (std::uint32_t r : a.inputs) pg_call([r] { LockRelationOid(r, ShareLock); });
 
   // Changes still waiting in the inputs' delta tables (for other deferred
   // views) are applied first: the new view is filled from the tables as they
@@ -423,18 +526,33 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
     if (delta_table(spi, r)) pending.push_back(r);
   if (!pending.empty()) apply::apply_relations(spi, pending);
 
-  spi.exec_once("CREATE TABLE " + qualified + " AS " + a.definition + " WITH NO DATA");
-  // With wal_level = logical, every update and delete of a view row logs the
-  // whole old row: consumers of the ivm output plugin need it to replay the
-  // change (a view has no key).  Internal views are never streamed.
-  if (name.rfind("ivm_state.sq_", 0) != 0) spi.exec_once("ALTER TABLE " + qualified + " REPLICA IDENTITY FULL");
+  std::string create_table = "CREATE TABLE " + qualified + " AS " + a.definition + " WITH NO DATA";
+  std::string owned_by = " OWNER TO " + pg::role_name(caller);
+  if (internal) {
+    // Only ivm creates objects in ivm_state; the view is the caller's all the same.
+    AsCatalogOwner owner;
+    spi.exec_once(create_table);
+    spi.exec_once("ALTER TABLE " + qualified + owned_by);
+  } else {
+    spi.exec_once(create_table);
+    // With wal_level = logical, every update and delete of a view row logs the
+    // whole old row: consumers of the ivm output plugin need it to replay the
+    // change (a view has no key).  Internal views are never streamed.
+    spi.exec_once("ALTER TABLE " + qualified + " REPLICA IDENTITY FULL");
+  }
   Oid oid = pg_call([&] { return get_relname_relid(relname.c_str(), nsp); });
   plan::ViewPlan& p = a.plan;
   p.name = qualified;
   p.oid = oid;
-  if (p.aggregate) p.state = "ivm_state.s_" + oid_text(oid);
-  if (!p.key_type.empty()) p.keylock = "ivm_state.k_" + oid_text(oid);
-  for (const auto& sql : plan::sql_create_storage(p)) spi.exec_once(sql);
+  {
+    AsCatalogOwner owner;
+    if (p.aggregate) p.state = fresh_name(spi, "s_" + oid_text(oid));
+    if (!p.key_type.empty()) p.keylock = fresh_name(spi, "k_" + oid_text(oid));
+    for (const auto& sql : plan::sql_create_storage(p)) spi.exec_once(sql);
+    // The view's owner maintains its state.
+    if (!p.state.empty()) spi.exec_once("ALTER TABLE " + p.state + owned_by);
+    if (!p.keylock.empty()) spi.exec_once("ALTER TABLE " + p.keylock + owned_by);
+  }
   spi.exec_once("CREATE TRIGGER ivm_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON " + qualified +
                 " FOR EACH STATEMENT EXECUTE FUNCTION ivm.guard()");
   int level = 1;
@@ -446,24 +564,36 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
       add_capture_triggers(spi, l.relid);
     }
   }
-  spi.exec_once("INSERT INTO ivm.views (viewid, name, query, definition, mode, level, plan, internal) VALUES (" +
-                oid_text(oid) + ", " + quote_literal(qualified) + ", " + quote_literal(analyze::strip_query(query)) +
-                ", " + quote_literal(a.definition) + ", " + quote_literal(mode) + ", " + std::to_string(level) + ", " +
-                quote_literal(plan::serialize(p)) + ", " + (name.rfind("ivm_state.sq_", 0) == 0 ? "true" : "false") + ")");
-  for (std::uint32_t r : a.inputs)
-    spi.exec_once("INSERT INTO ivm.dependencies (viewid, relid, is_view) VALUES (" + oid_text(oid) + ", " +
-                  oid_text(r) + ", " + (is_view(spi, r) ? "true" : "false") + ")");
-  for (std::uint32_t i : internals)
-    spi.exec_once("UPDATE ivm.views SET parent = " + oid_text(oid) + " WHERE viewid = " + oid_text(i));
+  {
+    AsCatalogOwner owner;
+    spi.exec_once("INSERT INTO ivm.views (viewid, name, query, definition, mode, level, plan, internal) VALUES (" +
+                  oid_text(oid) + ", " + quote_literal(qualified) + ", " + quote_literal(analyze::strip_query(query)) +
+                  ", " + quote_literal(a.definition) + ", " + quote_literal(mode) + ", " + std::to_string(level) +
+                  ", " + quote_literal(plan::serialize(p)) + ", " + (internal ? "true" : "false") + ")");
+    for (std::uint32_t r : a.inputs)
+      spi.exec_once("INSERT INTO ivm.dependencies (viewid, relid, is_view) VALUES (" + oid_text(oid) + ", " +
+                    oid_text(r) + ", " + (is_view(spi, r) ? "true" : "false") + ")");
+    for (std::uint32_t i : internals)
+      spi.exec_once("UPDATE ivm.views SET parent = " + oid_text(oid) + " WHERE viewid = " + oid_text(i));
+  }
   if (mode == "deferred")
     for (std::uint32_t r : a.inputs) ensure_delta_table(spi, r, needed_columns(p, r));
   invalidate();
-  apply::MaintenanceScope scope;
+  apply::AsViewOwner owner(p);
   for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
   return oid;
 }
 
+}  // namespace
+
+std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode) {
+  return create(spi, name, query, mode, false);
+}
+
 void drop_view(pg::Spi& spi, std::uint32_t view) {
+  // The caller may drop the view (its owner, or DROP TABLE went through);
+  // what the view leaves behind is ivm's to remove.
+  AsCatalogOwner owner;
   spi.exec_once("SELECT v.name FROM ivm.dependencies d JOIN ivm.views v USING (viewid) WHERE d.relid = " +
                 oid_text(view) + " AND v.parent IS DISTINCT FROM " + oid_text(view) + " ORDER BY 1");
   if (spi.rows() > 0) {
@@ -473,17 +603,16 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
                 "Incremental views reading it: " + names + ".", "Drop the dependent views first.");
   }
   plan::ViewPlan p = load_plan(spi, view);
-  spi.exec_once("SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view) + " AND NOT is_view");
+  spi.exec_once("SELECT relid::oid FROM ivm.dependencies WHERE viewid = " + oid_text(view) + " AND NOT is_view");
   std::vector<std::uint32_t> inputs;
   for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
-  spi.exec_once("SELECT viewid FROM ivm.views WHERE parent = " + oid_text(view));
+  spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE parent = " + oid_text(view));
   std::vector<std::uint32_t> children;
   for (uint64 i = 0; i < spi.rows(); ++i) children.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   spi.exec_once("DELETE FROM ivm.dependencies WHERE viewid = " + oid_text(view));
   spi.exec_once("DELETE FROM ivm.views WHERE viewid = " + oid_text(view));
   drop_unused_delta_tables(spi);
   invalidate();
-  pg::PinnedSearchPath pinned;
   // The table may be gone already (DROP TABLE of a view table ends here).
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(view));
   if (spi.rows() > 0) spi.exec_once("DROP TABLE " + p.name);
@@ -492,6 +621,28 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
   for (std::uint32_t c : children) drop_view(spi, c);
   for (std::uint32_t r : inputs) drop_capture_triggers_if_unused(spi, r);
   plan_cache().erase(view);
+}
+
+void follow_owner(pg::Spi& spi, std::uint32_t view) {
+  Oid owner = pg::relation_owner(view);
+  plan::ViewPlan p = load_plan(spi, view);
+  spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE parent = " + oid_text(view));
+  std::vector<std::uint32_t> children;
+  for (uint64 i = 0; i < spi.rows(); ++i) children.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  std::vector<std::uint32_t> owned = children;
+  for (const std::string& t : {p.state, p.keylock}) {
+    if (t.empty()) continue;
+    Oid relid = pg_call([&] {
+      return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(t.c_str())), NoLock, true);
+    });
+    if (OidIsValid(relid)) owned.push_back(relid);
+  }
+  {
+    AsCatalogOwner as_ivm;
+    for (std::uint32_t r : owned)
+      if (pg::relation_owner(r) != owner) spi.exec_once("ALTER TABLE " + relation_name(r) + " OWNER TO " + pg::role_name(owner));
+  }
+  for (std::uint32_t c : children) follow_owner(spi, c);
 }
 
 }  // namespace ivm::catalog

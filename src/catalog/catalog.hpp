@@ -2,6 +2,7 @@
 // each view owns: its table, state tables, capture and guard triggers.
 #pragma once
 #include "plan/ir.hpp"
+#include "pg/role.hpp"
 #include "pg/spi.hpp"
 
 #include <cstdint>
@@ -22,6 +23,19 @@ struct Dependent {
 struct DeltaTable {
   std::string name;                  // ivm_state.delta_<relid>
   std::vector<std::string> columns;  // quoted; the relation's columns
+};
+
+// catalog_owner: the owner of ivm's catalog (the role that created the
+// extension).  ivm's bookkeeping runs as this role: its catalog tables, the
+// delta tables and the objects in schema ivm_state are written by ivm alone,
+// never directly by users.
+Oid catalog_owner();
+class AsCatalogOwner {
+ public:
+  AsCatalogOwner() : role_(catalog_owner()) {}
+
+ private:
+  pg::AsRole role_;
 };
 
 bool is_view(pg::Spi& spi, std::uint32_t relid);
@@ -66,5 +80,8 @@ void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode);
 
 std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode);
 void drop_view(pg::Spi& spi, std::uint32_t view);
+// follow_owner: hands what ivm keeps for a view (state tables, internal views)
+// to the owner of the view's table, which ALTER TABLE ... OWNER TO changed.
+void follow_owner(pg::Spi& spi, std::uint32_t view);
 
 }  // namespace ivm::catalog

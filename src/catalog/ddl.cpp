@@ -38,7 +38,7 @@ IVM_FUNCTION(ivm_on_sql_drop) {
                     "Incremental view " + view + " is maintained from it.",
                     "Drop the view first: SELECT ivm.drop_view('" + view + "');");
   }
-  spi.exec_once("SELECT viewid FROM ivm.views WHERE viewid = ANY ('{" + list + "}'::oid[]) ORDER BY level DESC");
+  spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE viewid = ANY ('{" + list + "}'::oid[]) ORDER BY level DESC");
   std::vector<std::uint32_t> views;
   for (uint64 i = 0; i < spi.rows(); ++i) views.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   for (std::uint32_t v : views)
