@@ -9,6 +9,8 @@
 //
 // Written in the C style of PostgreSQL's own workers: the loop holds no C++
 // objects, and every error is caught with PG_TRY around one transaction.
+#include <algorithm>
+
 #include "pg/pg.hpp"
 
 extern "C" {
@@ -170,10 +172,17 @@ void ivm_worker_main(Datum) {
   // through schemas other roles can create objects in.
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
   int backoff = 0;
+  // Applies start every apply_interval (an apply that took longer is followed
+  // at once by the next): waiting a whole interval after each apply would add
+  // the apply's duration to the lag twice.
+  TimestampTz started = GetCurrentTimestamp();
   for (;;) {
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-                    ivm::apply::apply_interval_ms + backoff, PG_WAIT_EXTENSION);
+    long elapsed_ms = TimestampDifferenceMilliseconds(started, GetCurrentTimestamp());
+    long wait_ms = std::max(0L, ivm::apply::apply_interval_ms + backoff - elapsed_ms);
+    if (wait_ms > 0)
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
+    started = GetCurrentTimestamp();
     CHECK_FOR_INTERRUPTS();
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
