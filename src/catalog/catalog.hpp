@@ -61,7 +61,15 @@ void lock_base_tables(pg::Spi& spi, std::uint32_t view);
 // set_mode: records the new mode and creates or drops delta tables.
 void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode);
 
-std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode);
+// create_view: internal for the views ivm makes of subqueries (in ivm_state).
+std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode,
+                          bool internal = false);
 void drop_view(pg::Spi& spi, std::uint32_t view);
+
+// refresh_names: after relations (or, with all, schemas) were renamed or
+// moved, rewrites the names baked into the stored plans and definitions of
+// the views that are or read those relations.  Generated SQL names relations
+// by name; the stored query tree names them by oid and deparses anew.
+void refresh_names(pg::Spi& spi, const std::vector<std::uint32_t>& relations, bool all = false);
 
 }  // namespace ivm::catalog
