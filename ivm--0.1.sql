@@ -130,6 +130,13 @@ AS 'MODULE_PATHNAME', 'ivm_capture' LANGUAGE C;
 CREATE FUNCTION ivm.guard() RETURNS trigger
 AS 'MODULE_PATHNAME', 'ivm_guard' LANGUAGE C;
 
+-- progress_tick: counts the rows a populating view reads and reports progress
+-- (ivm.progress_rows).  Always true; its support function tells the planner so.
+CREATE FUNCTION ivm.progress_support(internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'ivm_progress_support' LANGUAGE C STRICT;
+CREATE FUNCTION ivm.progress_tick() RETURNS boolean
+AS 'MODULE_PATHNAME', 'ivm_progress_tick' LANGUAGE C VOLATILE SUPPORT ivm.progress_support;
+
 -- DDL around incremental views.  View tables depend (pg_depend) on the relations and
 -- columns they read, so PostgreSQL itself refuses or cascades drops; these event
 -- triggers explain refusals, refuse what PostgreSQL would let break a view (retyping

@@ -514,7 +514,15 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
     for (std::uint32_t r : a.inputs) ensure_delta_table(spi, r, needed_columns(p, r));
   invalidate();
   apply::MaintenanceScope scope;
-  for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
+  // Filled through ivm.progress_tick(), which counts the rows read and
+  // reports progress: filling a view over a large table takes a while.
+  plan::ViewPlan fill = p;
+  if (progress_interval() > 0)
+    for (auto& l : fill.leaves) l.relation = "(SELECT * FROM " + l.relation + " WHERE ivm.progress_tick())";
+  PopulateProgress progress(qualified);
+  uint64 rows = 0;
+  for (const auto& sql : plan::sql_populate(fill)) rows = spi.exec_once(sql);
+  progress.done(rows);
   return oid;
 }
 

@@ -72,4 +72,21 @@ void drop_view(pg::Spi& spi, std::uint32_t view);
 // by name; the stored query tree names them by oid and deparses anew.
 void refresh_names(pg::Spi& spi, const std::vector<std::uint32_t>& relations, bool all = false);
 
+// Progress of populating a view (progress.cpp).  progress_init defines the
+// ivm.progress_rows setting: rows read between two NOTICEs (0: none).
+void progress_init();
+int progress_interval();
+// PopulateProgress: while alive, ivm.progress_tick() counts the rows the
+// populating statements read and reports every ivm.progress_rows of them.
+// Per-backend state: also reset at transaction abort (progress_reset).
+class PopulateProgress {
+ public:
+  explicit PopulateProgress(const std::string& view);
+  ~PopulateProgress();
+  PopulateProgress(const PopulateProgress&) = delete;
+  PopulateProgress& operator=(const PopulateProgress&) = delete;
+  void done(std::uint64_t view_rows);  // reports the total if progress was reported
+};
+void progress_reset();
+
 }  // namespace ivm::catalog
