@@ -74,6 +74,7 @@ Query* parse_one(const std::string& text) {
 
 struct MutableContext {
   Oid func = InvalidOid;
+  Node* node = nullptr;  // the expression calling it
   const char* special = nullptr;
 };
 
@@ -85,9 +86,15 @@ bool mutable_checker(Oid func, void* context) {
   return false;
 }
 
+// mutable_walker: finds a stable or volatile call.  Children are looked at
+// first, so the innermost call is reported: in ts > now() - interval '1 day'
+// that is now(), what the user wrote, not the (stable) operator around it.
 bool mutable_walker(Node* node, void* context) {
   auto* cxt = static_cast<MutableContext*>(context);
   if (!node) return false;
+  if (IsA(node, Query))
+    return query_tree_walker(reinterpret_cast<Query*>(node), fn_cast<Walker>(mutable_walker), context, 0);
+  if (expression_tree_walker(node, fn_cast<Walker>(mutable_walker), context)) return true;
   if (IsA(node, SQLValueFunction)) {
     cxt->special = "CURRENT_DATE, CURRENT_TIMESTAMP, CURRENT_USER and similar";
     return true;
@@ -96,10 +103,36 @@ bool mutable_walker(Node* node, void* context) {
     cxt->special = "sequence values";
     return true;
   }
-  if (check_functions_in_node(node, mutable_checker, context)) return true;
-  if (IsA(node, Query))
-    return query_tree_walker(reinterpret_cast<Query*>(node), fn_cast<Walker>(mutable_walker), context, 0);
-  return expression_tree_walker(node, fn_cast<Walker>(mutable_walker), context);
+  if (check_functions_in_node(node, mutable_checker, context)) {
+    cxt->node = node;
+    return true;
+  }
+  return false;
+}
+
+// mutable_call: the offending call as the user wrote it: an operator, a cast
+// or a function.
+std::string mutable_call(const MutableContext& cxt) {
+  return pg_call([&] {
+    Node* n = cxt.node;
+    if (n && (IsA(n, OpExpr) || IsA(n, DistinctExpr) || IsA(n, NullIfExpr)))
+      return std::string("operator ") + format_operator(reinterpret_cast<OpExpr*>(n)->opno);
+    if (n && IsA(n, ScalarArrayOpExpr))
+      return std::string("operator ") + format_operator(reinterpret_cast<ScalarArrayOpExpr*>(n)->opno);
+    Node* arg = nullptr;
+    Oid to = InvalidOid;
+    if (n && IsA(n, CoerceViaIO)) {
+      arg = reinterpret_cast<Node*>(reinterpret_cast<CoerceViaIO*>(n)->arg);
+      to = reinterpret_cast<CoerceViaIO*>(n)->resulttype;
+    } else if (n && IsA(n, FuncExpr) && reinterpret_cast<FuncExpr*>(n)->funcformat != COERCE_EXPLICIT_CALL &&
+               list_length(reinterpret_cast<FuncExpr*>(n)->args) >= 1) {
+      arg = static_cast<Node*>(linitial(reinterpret_cast<FuncExpr*>(n)->args));
+      to = reinterpret_cast<FuncExpr*>(n)->funcresulttype;
+    }
+    if (arg)
+      return std::string("cast from ") + format_type_be(exprType(arg)) + " to " + format_type_be(to);
+    return std::string("function ") + get_func_name(cxt.func) + "()";
+  });
 }
 
 void check_query_shape(Query* q) {
@@ -125,9 +158,8 @@ void check_query_shape(Query* q) {
   });
   if (found) {
     if (cxt.special) not_supported(std::string(cxt.special) + " are");
-    std::string name = pg_call([&] { return get_func_name(cxt.func); });
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                "non-immutable function " + name + "() is not supported in incremental views",
+                "non-immutable " + mutable_call(cxt) + " is not supported in incremental views",
                 "Only immutable functions may be used: the result of a stable or volatile function can change "
                 "without any table changing.");
   }
