@@ -31,6 +31,8 @@ CREATE TABLE ivm.views (
     name        text NOT NULL,            -- schema-qualified, as created
     query       text NOT NULL,            -- the query as the user wrote it
     definition  text NOT NULL,            -- normalized: every name qualified
+    querytree   text NOT NULL,            -- the normalized query as a parse tree, which names
+                                          -- relations and columns by oid: renames redeparse it
     mode        text NOT NULL DEFAULT 'immediate',
     level       int NOT NULL,             -- 1 + the highest level of the views it reads
     plan        text NOT NULL,            -- compiled operator plan
@@ -161,7 +163,31 @@ AS 'MODULE_PATHNAME', 'ivm_capture' LANGUAGE C;
 CREATE FUNCTION ivm.guard() RETURNS trigger
 AS 'MODULE_PATHNAME', 'ivm_guard' LANGUAGE C;
 
--- Dropping a table a view reads is refused; dropping a view table cleans up.
+-- progress_tick: counts the rows a populating view reads and reports progress
+-- (ivm.progress_rows).  Always true; its support function tells the planner so.
+CREATE FUNCTION ivm.progress_support(internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'ivm_progress_support' LANGUAGE C STRICT;
+CREATE FUNCTION ivm.progress_tick() RETURNS boolean
+AS 'MODULE_PATHNAME', 'ivm_progress_tick' LANGUAGE C VOLATILE SUPPORT ivm.progress_support;
+
+-- DDL around incremental views.  View tables depend (pg_depend) on the relations and
+-- columns they read, so PostgreSQL itself refuses or cascades drops; these event
+-- triggers explain refusals, refuse what PostgreSQL would let break a view (retyping
+-- or renaming a column a view reads, inheritance), and keep ivm's catalog right.
+CREATE FUNCTION ivm.on_ddl_start() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'ivm_on_ddl_start' LANGUAGE C;
+CREATE EVENT TRIGGER ivm_ddl_start ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP EXTENSION', 'CREATE TABLE', 'DROP TRIGGER', 'ALTER TRIGGER')
+    EXECUTE FUNCTION ivm.on_ddl_start();
+
+-- Renaming a relation (or a schema) rewrites the names stored in the views' plans.
+CREATE FUNCTION ivm.on_ddl_end() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'ivm_on_ddl_end' LANGUAGE C;
+CREATE EVENT TRIGGER ivm_ddl_end ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
+    EXECUTE FUNCTION ivm.on_ddl_end();
+
+-- Dropping a view table (directly or by CASCADE) removes the view from the catalog.
 CREATE FUNCTION ivm.on_sql_drop() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'ivm_on_sql_drop' LANGUAGE C;
 CREATE EVENT TRIGGER ivm_sql_drop ON sql_drop EXECUTE FUNCTION ivm.on_sql_drop();

@@ -98,3 +98,46 @@ $$;
 SELECT extname FROM pg_extension WHERE extname = 'ivm';
 SELECT count(*) AS views FROM ivm.views;
 
+
+-- ivm_leftovers(): what ivm left behind that no view accounts for, or 'none': capture
+-- triggers on tables no view reads (and base tables lacking them), guard triggers on tables
+-- that are no view, relations in ivm_state that belong to no view, catalog rows or
+-- pg_depend entries naming relations that are gone.
+CREATE FUNCTION ivm_leftovers() RETURNS text
+LANGUAGE sql AS $$
+SELECT coalesce(string_agg(x, ', ' ORDER BY x), 'none') FROM (
+    SELECT format('capture trigger %s on %s', t.tgname, t.tgrelid::regclass) AS x
+    FROM pg_trigger t WHERE t.tgfoid = 'ivm.capture'::regproc
+      AND NOT EXISTS (SELECT 1 FROM ivm.dependencies d WHERE d.relid = t.tgrelid)
+    UNION ALL
+    SELECT format('%s capture triggers on %s', count(t.oid), d.relid::regclass)
+    FROM (SELECT DISTINCT relid FROM ivm.dependencies WHERE NOT is_view) d
+    LEFT JOIN pg_trigger t ON t.tgrelid = d.relid AND t.tgfoid = 'ivm.capture'::regproc
+    GROUP BY d.relid HAVING count(t.oid) <> 5
+    UNION ALL
+    SELECT format('guard trigger on %s', t.tgrelid::regclass)
+    FROM pg_trigger t WHERE t.tgfoid = 'ivm.guard'::regproc
+      AND NOT EXISTS (SELECT 1 FROM ivm.views v WHERE v.viewid = t.tgrelid)
+    UNION ALL
+    SELECT format('relation %s', c.oid::regclass)
+    FROM pg_class c WHERE c.relnamespace = 'ivm_state'::regnamespace AND c.relkind = 'r'
+      AND NOT EXISTS (SELECT 1 FROM ivm.views v
+                      WHERE v.viewid = c.oid OR c.relname IN ('s_' || v.viewid::oid, 'k_' || v.viewid::oid))
+      AND NOT EXISTS (SELECT 1 FROM ivm.delta_tables d WHERE d.name = 'ivm_state.' || c.relname)
+    UNION ALL
+    SELECT format('catalog row of view %s', v.viewid) FROM ivm.views v
+    WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = v.viewid)
+    UNION ALL
+    SELECT format('dependency on relation %s', d.relid) FROM ivm.dependencies d
+    WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = d.relid)
+    UNION ALL
+    SELECT format('delta table row of relation %s', d.relid) FROM ivm.delta_tables d
+    WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = d.relid)
+    UNION ALL
+    SELECT format('pg_depend entry of relation %s', d.objid) FROM pg_depend d
+    WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_class'::regclass
+      AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ivm') AND d.deptype = 'n'
+      AND NOT EXISTS (SELECT 1 FROM ivm.views v WHERE v.viewid = d.objid)
+) leftovers
+$$;
+SELECT ivm_leftovers();

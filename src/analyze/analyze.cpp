@@ -32,8 +32,27 @@ T fn_cast(F f) {
 // ---------------------------------------------------------------------------
 // Parsing
 
+// in_query: runs f, which parses or analyzes the view's query text; an error
+// positioned in that text is reported against it (as QUERY: with a cursor)
+// rather than against the statement calling ivm.create_view, whose text the
+// position does not belong to.
+template <typename F>
+auto in_query(const std::string& text, F&& f) -> decltype(f()) {
+  try {
+    return pg_call(std::forward<F>(f));
+  } catch (const pg::PgError& e) {
+    ErrorData* d = e.data();
+    if (d && d->cursorpos > 0) {
+      d->internalpos = d->cursorpos;
+      d->internalquery = pg_call([&] { return pstrdup(text.c_str()); });
+      d->cursorpos = 0;
+    }
+    throw;
+  }
+}
+
 Query* parse_one(const std::string& text) {
-  List* raw = pg_call([&] { return raw_parser(text.c_str(), RAW_PARSE_DEFAULT); });
+  List* raw = in_query(text, [&] { return raw_parser(text.c_str(), RAW_PARSE_DEFAULT); });
   if (list_length(raw) != 1)
     throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "query must be exactly one SELECT statement",
                 list_length(raw) == 0 ? "The query is empty." : "The query contains several statements.");
@@ -42,7 +61,7 @@ Query* parse_one(const std::string& text) {
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "only SELECT statements can define incremental views");
   if (reinterpret_cast<SelectStmt*>(rs->stmt)->intoClause)
     not_supported("SELECT INTO is");
-  return pg_call([&] {
+  return in_query(text, [&] {
     Query* q = parse_analyze_fixedparams(rs, text.c_str(), nullptr, 0, nullptr);
     List* rewritten = QueryRewrite(q);
     if (list_length(rewritten) != 1) ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("rules that rewrite the query into several statements are not supported in incremental views")));
@@ -55,6 +74,7 @@ Query* parse_one(const std::string& text) {
 
 struct MutableContext {
   Oid func = InvalidOid;
+  Node* node = nullptr;  // the expression calling it
   const char* special = nullptr;
 };
 
@@ -66,9 +86,15 @@ bool mutable_checker(Oid func, void* context) {
   return false;
 }
 
+// mutable_walker: finds a stable or volatile call.  Children are looked at
+// first, so the innermost call is reported: in ts > now() - interval '1 day'
+// that is now(), what the user wrote, not the (stable) operator around it.
 bool mutable_walker(Node* node, void* context) {
   auto* cxt = static_cast<MutableContext*>(context);
   if (!node) return false;
+  if (IsA(node, Query))
+    return query_tree_walker(reinterpret_cast<Query*>(node), fn_cast<Walker>(mutable_walker), context, 0);
+  if (expression_tree_walker(node, fn_cast<Walker>(mutable_walker), context)) return true;
   if (IsA(node, SQLValueFunction)) {
     cxt->special = "CURRENT_DATE, CURRENT_TIMESTAMP, CURRENT_USER and similar";
     return true;
@@ -77,10 +103,36 @@ bool mutable_walker(Node* node, void* context) {
     cxt->special = "sequence values";
     return true;
   }
-  if (check_functions_in_node(node, mutable_checker, context)) return true;
-  if (IsA(node, Query))
-    return query_tree_walker(reinterpret_cast<Query*>(node), fn_cast<Walker>(mutable_walker), context, 0);
-  return expression_tree_walker(node, fn_cast<Walker>(mutable_walker), context);
+  if (check_functions_in_node(node, mutable_checker, context)) {
+    cxt->node = node;
+    return true;
+  }
+  return false;
+}
+
+// mutable_call: the offending call as the user wrote it: an operator, a cast
+// or a function.
+std::string mutable_call(const MutableContext& cxt) {
+  return pg_call([&] {
+    Node* n = cxt.node;
+    if (n && (IsA(n, OpExpr) || IsA(n, DistinctExpr) || IsA(n, NullIfExpr)))
+      return std::string("operator ") + format_operator(reinterpret_cast<OpExpr*>(n)->opno);
+    if (n && IsA(n, ScalarArrayOpExpr))
+      return std::string("operator ") + format_operator(reinterpret_cast<ScalarArrayOpExpr*>(n)->opno);
+    Node* arg = nullptr;
+    Oid to = InvalidOid;
+    if (n && IsA(n, CoerceViaIO)) {
+      arg = reinterpret_cast<Node*>(reinterpret_cast<CoerceViaIO*>(n)->arg);
+      to = reinterpret_cast<CoerceViaIO*>(n)->resulttype;
+    } else if (n && IsA(n, FuncExpr) && reinterpret_cast<FuncExpr*>(n)->funcformat != COERCE_EXPLICIT_CALL &&
+               list_length(reinterpret_cast<FuncExpr*>(n)->args) >= 1) {
+      arg = static_cast<Node*>(linitial(reinterpret_cast<FuncExpr*>(n)->args));
+      to = reinterpret_cast<FuncExpr*>(n)->funcresulttype;
+    }
+    if (arg)
+      return std::string("cast from ") + format_type_be(exprType(arg)) + " to " + format_type_be(to);
+    return std::string("function ") + get_func_name(cxt.func) + "()";
+  });
 }
 
 void check_query_shape(Query* q) {
@@ -106,9 +158,8 @@ void check_query_shape(Query* q) {
   });
   if (found) {
     if (cxt.special) not_supported(std::string(cxt.special) + " are");
-    std::string name = pg_call([&] { return get_func_name(cxt.func); });
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                "non-immutable function " + name + "() is not supported in incremental views",
+                "non-immutable " + mutable_call(cxt) + " is not supported in incremental views",
                 "Only immutable functions may be used: the result of a stable or volatile function can change "
                 "without any table changing.");
   }
@@ -229,6 +280,7 @@ class Compiler {
     flatten(q);
     Analysis out;
     out.definition = pg_call([&] { return pg_get_querydef(q, false); });
+    out.querytree = pg_call([&] { return std::string(nodeToString(q)); });
     build_leaves(q, out);
     build_context(q);
     plan::ViewPlan& p = out.plan;
@@ -292,24 +344,40 @@ class Compiler {
       if (rte->tablesample) not_supported("TABLESAMPLE is");
       std::string name = qualified_name(rte->relid);
       char relkind = rte->relkind;
-      char persistence = pg_call([&] {
+      char persistence = 0;
+      bool partition = false;
+      pg_call([&] {
         Relation r = table_open(rte->relid, AccessShareLock);
-        char p = r->rd_rel->relpersistence;
+        persistence = r->rd_rel->relpersistence;
+        partition = r->rd_rel->relispartition;
         table_close(r, AccessShareLock);
-        return p;
       });
       bool catalog = pg_call([&] { return IsCatalogNamespace(get_rel_namespace(rte->relid)); });
       std::string nsp = pg_call([&] { return std::string(get_namespace_name(get_rel_namespace(rte->relid))); });
       if (relkind == RELKIND_PARTITIONED_TABLE) not_supported("partitioned table " + name + " is");
-      if (rte->inh && pg_call([&] { return has_subclass(rte->relid); }))
-        not_supported("table " + name + " with inheritance children is", "Use FROM ONLY " + name + " to read the parent alone.");
+      // Statement triggers see one table of an inheritance tree: a statement
+      // on a parent fires the parent's (with its children's rows in the
+      // transition tables, even for FROM ONLY readers), never a child's.
+      if (pg_call([&] { return find_inheritance_children(rte->relid, NoLock) != NIL; }))
+        not_supported("table " + name + " with inheritance children is",
+                      "Statements on " + name + " also change its children, and its triggers cannot tell them apart.");
+      if (partition)
+        not_supported("partition " + name + " is", "Rows written through its partitioned table do not fire its triggers.");
+      if (pg_call([&] { return has_superclass(rte->relid); }))
+        not_supported("inheritance child table " + name + " is",
+                      "Statements on its parent table change its rows without firing its triggers.");
       if (relkind == RELKIND_FOREIGN_TABLE) not_supported("foreign table " + name + " is");
       if (relkind == RELKIND_MATVIEW)
         not_supported("materialized view " + name + " is", "Create it with ivm.create_view to read it incrementally.");
+      if (relkind == RELKIND_SEQUENCE) not_supported("sequence " + name + " is");
       if (relkind != RELKIND_RELATION) not_supported("relation " + name + " of this kind is");
       if (catalog || nsp == "information_schema") not_supported("system catalog " + name + " is");
       if (nsp == "ivm" || (nsp == "ivm_state" && !is_view_(rte->relid))) not_supported("ivm's own table " + name + " is");
       if (persistence == RELPERSISTENCE_TEMP) not_supported("temporary table " + name + " is");
+      // Crash recovery empties an unlogged table without firing a trigger.
+      if (persistence == RELPERSISTENCE_UNLOGGED)
+        not_supported("unlogged table " + name + " is",
+                      "After a crash PostgreSQL empties it without telling ivm; make it logged with ALTER TABLE ... SET LOGGED.");
     }
   }
 
@@ -445,6 +513,10 @@ class Compiler {
       visible.push_back(tle);
       p.columns.push_back(pg::quote_ident(tle->resname ? tle->resname : "?column?"));
       p.types.push_back(expr_type((Node*)tle->expr));
+      // An anonymous record (ROW(...)) and other pseudo-types cannot be a table column.
+      if (pg_call([&] { return get_typtype(exprType((Node*)tle->expr)) == TYPTYPE_PSEUDO; }))
+        not_supported("output column " + p.columns.back() + " of pseudo-type " + p.types.back() + " is",
+                      "Cast it to a named composite type, or list its fields as columns.");
     }
     if (visible.empty()) not_supported("queries without output columns are");
     bool aggregate = q->hasAggs || q->groupClause || q->distinctClause || q->havingQual;

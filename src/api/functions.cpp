@@ -40,6 +40,7 @@ void on_xact(XactEvent event, void*) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     apply::MaintenanceScope::reset();
     capture::reset();
+    catalog::progress_reset();
   }
 }
 
@@ -48,6 +49,7 @@ void on_xact(XactEvent event, void*) {
 void _PG_init(void) {
   RegisterXactCallback(on_xact, nullptr);
   capture::install_hooks();
+  catalog::progress_init();  // before worker_init, which reserves the "ivm." prefix
   apply::worker_init();
 }
 

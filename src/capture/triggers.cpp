@@ -26,6 +26,7 @@ void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const
   tuplestore_rescan(store);
   int k = static_cast<int>(attnums.size());
   while (tuplestore_gettupleslot(store, true, false, slot)) {
+    CHECK_FOR_INTERRUPTS();  // a statement may have changed millions of rows
     slot_getallattrs(slot);
     for (int i = 0; i < k; i++) {
       values[i] = slot->tts_values[attnums[i] - 1];

@@ -8,11 +8,16 @@
 extern "C" {
 #include "utils/acl.h"
 #include "utils/rls.h"
+#include "catalog/dependency.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 }
 
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 
 namespace ivm::catalog {
 
@@ -51,6 +56,7 @@ std::map<std::uint32_t, std::optional<DeltaTable>>& delta_cache() {
   return cache;
 }
 Oid views_relid = InvalidOid;
+bool views_recheck = false;
 bool callback_registered = false;
 std::uint64_t generation = 0;
 
@@ -63,11 +69,16 @@ void on_relcache(Datum, Oid relid) {
     delta_cache().clear();
     route_cache().clear();
     plan_cache().clear();
+    // ivm.views itself may be gone (DROP EXTENSION, here or in another
+    // session) and come back with a new oid: looked up again on next use,
+    // the old oid matching invalidations until then.
+    views_recheck = true;
   }
 }
 
 void watch_catalog() {
-  if (callback_registered && OidIsValid(views_relid)) return;
+  if (callback_registered && OidIsValid(views_relid) && !views_recheck) return;
+  views_recheck = false;
   pg::pg_call([] {
     views_relid = get_relname_relid("views", get_namespace_oid("ivm", false));
     if (!callback_registered) CacheRegisterRelcacheCallback(on_relcache, (Datum)0);
@@ -243,6 +254,49 @@ void rebase(plan::ViewPlan& p, std::uint32_t view) {
     });
     if (OidIsValid(now)) l.relid = now;
   }
+}
+
+// record_dependencies: tells PostgreSQL what the view table depends on, so
+// that its own dependency machinery protects the view: it refuses to drop a
+// relation or column the view reads (or drops the view with CASCADE: DROP
+// TABLE, DROP SCHEMA, DROP OWNED, ALTER TABLE DROP COLUMN alike), drops the
+// view with DROP EXTENSION ivm CASCADE, and treats the view's state tables as
+// parts of it (dropped with it, never alone).
+void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vector<std::uint32_t>& inputs) {
+  std::set<std::pair<std::uint32_t, int>> columns;
+  for (const auto& l : p.leaves) {
+    if (l.columns.empty()) continue;
+    std::string arr;
+    for (const auto& c : l.columns) arr += (arr.empty() ? "" : ", ") + quote_literal(c);
+    spi.exec_once("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = " + oid_text(l.relid) +
+                  " AND attnum > 0 AND NOT attisdropped AND pg_catalog.quote_ident(attname) = ANY (ARRAY[" + arr +
+                  "]::text[])");
+    for (uint64 i = 0; i < spi.rows(); ++i) columns.insert({l.relid, std::stoi(spi.text(i, 1))});
+  }
+  std::vector<std::uint32_t> parts;
+  for (const std::string& t : {p.state, p.keylock}) {
+    if (t.empty()) continue;
+    spi.exec_once("SELECT " + quote_literal(t) + "::pg_catalog.regclass::oid");
+    parts.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(0, 1))));
+  }
+  pg_call([&] {
+    ObjectAddress view, other;
+    ObjectAddressSet(view, RelationRelationId, p.oid);
+    for (std::uint32_t r : inputs) {
+      ObjectAddressSet(other, RelationRelationId, r);
+      recordDependencyOn(&view, &other, DEPENDENCY_NORMAL);
+    }
+    for (const auto& [r, att] : columns) {
+      ObjectAddressSubSet(other, RelationRelationId, r, att);
+      recordDependencyOn(&view, &other, DEPENDENCY_NORMAL);
+    }
+    ObjectAddressSet(other, ExtensionRelationId, get_extension_oid("ivm", false));
+    recordDependencyOn(&view, &other, DEPENDENCY_NORMAL);
+    for (std::uint32_t t : parts) {
+      ObjectAddressSet(other, RelationRelationId, t);
+      recordDependencyOn(&other, &view, DEPENDENCY_INTERNAL);
+    }
+  });
 }
 
 }  // namespace
@@ -485,11 +539,22 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
   // Where the view table goes: resolved with the caller's search_path.
   Oid nsp = InvalidOid;
   std::string relname;
+  char persistence = RELPERSISTENCE_PERMANENT;
   pg_call([&] {
     RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
+    persistence = rv->relpersistence;
     nsp = RangeVarGetCreationNamespace(rv);
     relname = rv->relname;
   });
+  // A temporary view table would vanish with the session while other
+  // sessions' writes still had to maintain it.
+  if (persistence == RELPERSISTENCE_TEMP || pg_call([&] { return isAnyTempNamespace(nsp); }))
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "incremental views cannot be temporary",
+                "Writers in every session maintain an incremental view.", "Create it in a permanent schema.");
+  std::string nspname = pg_call([&] { return std::string(get_namespace_name(nsp)); });
+  if (!internal && (nspname == "ivm" || nspname == "ivm_state"))
+    throw Error(ERRCODE_RESERVED_NAME, "schema " + nspname + " is reserved for ivm's own objects", "",
+                "Create the view in another schema.");
   if (pg_call([&] { return OidIsValid(get_relname_relid(relname.c_str(), nsp)); }))
     throw Error(ERRCODE_DUPLICATE_TABLE, "relation \"" + name + "\" already exists");
   std::string qualified = pg_call([&] {
@@ -566,21 +631,31 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
   }
   {
     AsCatalogOwner owner;
-    spi.exec_once("INSERT INTO ivm.views (viewid, name, query, definition, mode, level, plan, internal) VALUES (" +
+    spi.exec_once("INSERT INTO ivm.views (viewid, name, query, definition, querytree, mode, level, plan, internal) VALUES (" +
                   oid_text(oid) + ", " + quote_literal(qualified) + ", " + quote_literal(analyze::strip_query(query)) +
-                  ", " + quote_literal(a.definition) + ", " + quote_literal(mode) + ", " + std::to_string(level) +
-                  ", " + quote_literal(plan::serialize(p)) + ", " + (internal ? "true" : "false") + ")");
+                  ", " + quote_literal(a.definition) + ", " + quote_literal(a.querytree) + ", " + quote_literal(mode) +
+                  ", " + std::to_string(level) + ", " + quote_literal(plan::serialize(p)) + ", " +
+                  (internal ? "true" : "false") + ")");
     for (std::uint32_t r : a.inputs)
       spi.exec_once("INSERT INTO ivm.dependencies (viewid, relid, is_view) VALUES (" + oid_text(oid) + ", " +
                     oid_text(r) + ", " + (is_view(spi, r) ? "true" : "false") + ")");
     for (std::uint32_t i : internals)
       spi.exec_once("UPDATE ivm.views SET parent = " + oid_text(oid) + " WHERE viewid = " + oid_text(i));
   }
+  record_dependencies(spi, p, a.inputs);
   if (mode == "deferred")
     for (std::uint32_t r : a.inputs) ensure_delta_table(spi, r, needed_columns(p, r));
   invalidate();
   apply::AsViewOwner owner(p);
-  for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
+  // Filled through ivm.progress_tick(), which counts the rows read and
+  // reports progress: filling a view over a large table takes a while.
+  plan::ViewPlan fill = p;
+  if (progress_interval() > 0)
+    for (auto& l : fill.leaves) l.relation = "(SELECT * FROM " + l.relation + " WHERE ivm.progress_tick())";
+  PopulateProgress progress(qualified);
+  uint64 rows = 0;
+  for (const auto& sql : plan::sql_populate(fill)) rows = spi.exec_once(sql);
+  progress.done(rows);
   return oid;
 }
 
@@ -616,8 +691,13 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
   // The table may be gone already (DROP TABLE of a view table ends here).
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(view));
   if (spi.rows() > 0) spi.exec_once("DROP TABLE " + p.name);
-  if (!p.state.empty()) spi.exec_once("DROP TABLE IF EXISTS " + p.state);
-  if (!p.keylock.empty()) spi.exec_once("DROP TABLE IF EXISTS " + p.keylock);
+  // Its state tables went with it (they are internal parts of the view
+  // table in pg_depend); this only covers a table dropped some other way.
+  for (const std::string& t : {p.state, p.keylock}) {
+    if (t.empty()) continue;
+    spi.exec_once("SELECT pg_catalog.to_regclass(" + quote_literal(t) + ") IS NOT NULL");
+    if (spi.boolean(0, 1)) spi.exec_once("DROP TABLE " + t);
+  }
   for (std::uint32_t c : children) drop_view(spi, c);
   for (std::uint32_t r : inputs) drop_capture_triggers_if_unused(spi, r);
   plan_cache().erase(view);
@@ -643,6 +723,38 @@ void follow_owner(pg::Spi& spi, std::uint32_t view) {
       if (pg::relation_owner(r) != owner) spi.exec_once("ALTER TABLE " + relation_name(r) + " OWNER TO " + pg::role_name(owner));
   }
   for (std::uint32_t c : children) follow_owner(spi, c);
+}
+
+void refresh_names(pg::Spi& spi, const std::vector<std::uint32_t>& relations, bool all) {
+  if (!all && relations.empty()) return;
+  std::string list;
+  for (std::uint32_t r : relations) list += (list.empty() ? "" : ",") + oid_text(r);
+  if (all)
+    spi.exec_once("SELECT viewid::oid FROM ivm.views ORDER BY 1");
+  else
+    spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE viewid = ANY ('{" + list + "}'::oid[]) UNION "
+                  "SELECT viewid::oid FROM ivm.dependencies WHERE relid = ANY ('{" + list + "}'::oid[]) ORDER BY 1");
+  std::vector<std::uint32_t> views;
+  for (uint64 i = 0; i < spi.rows(); ++i) views.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  pg::PinnedSearchPath pinned;  // names come out schema-qualified, as at create_view
+  bool changed = false;
+  for (std::uint32_t v : views) {
+    spi.exec_once("SELECT plan, querytree, definition FROM ivm.views WHERE viewid = " + oid_text(v));
+    std::string stored = spi.text(0, 1), tree = spi.text(0, 2), old_definition = spi.text(0, 3);
+    plan::ViewPlan p = plan::deserialize(stored);
+    p.name = relation_name(p.oid);
+    for (auto& l : p.leaves) l.relation = relation_name(l.relid);
+    std::string def = pg_call([&] {
+      return std::string(pg_get_querydef(static_cast<Query*>(stringToNode(tree.c_str())), false));
+    });
+    std::string text = plan::serialize(p);
+    if (text == stored && def == old_definition) continue;
+    spi.exec_once("UPDATE ivm.views SET name = " + quote_literal(p.name) + ", definition = " + quote_literal(def) +
+                  ", plan = " + quote_literal(text) + " WHERE viewid = " + oid_text(v));
+    plan_cache().erase(v);
+    changed = true;
+  }
+  if (changed) invalidate();
 }
 
 }  // namespace ivm::catalog

@@ -78,10 +78,35 @@ void lock_base_tables(pg::Spi& spi, std::uint32_t view);
 // set_mode: records the new mode and creates or drops delta tables.
 void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode);
 
+// create_view: a user's view (the views ivm makes of its subqueries are
+// created inside, as internal views in ivm_state).
 std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode);
 void drop_view(pg::Spi& spi, std::uint32_t view);
 // follow_owner: hands what ivm keeps for a view (state tables, internal views)
 // to the owner of the view's table, which ALTER TABLE ... OWNER TO changed.
 void follow_owner(pg::Spi& spi, std::uint32_t view);
+
+// refresh_names: after relations (or, with all, schemas) were renamed or
+// moved, rewrites the names baked into the stored plans and definitions of
+// the views that are or read those relations.  Generated SQL names relations
+// by name; the stored query tree names them by oid and deparses anew.
+void refresh_names(pg::Spi& spi, const std::vector<std::uint32_t>& relations, bool all = false);
+
+// Progress of populating a view (progress.cpp).  progress_init defines the
+// ivm.progress_rows setting: rows read between two NOTICEs (0: none).
+void progress_init();
+int progress_interval();
+// PopulateProgress: while alive, ivm.progress_tick() counts the rows the
+// populating statements read and reports every ivm.progress_rows of them.
+// Per-backend state: also reset at transaction abort (progress_reset).
+class PopulateProgress {
+ public:
+  explicit PopulateProgress(const std::string& view);
+  ~PopulateProgress();
+  PopulateProgress(const PopulateProgress&) = delete;
+  PopulateProgress& operator=(const PopulateProgress&) = delete;
+  void done(std::uint64_t view_rows);  // reports the total if progress was reported
+};
+void progress_reset();
 
 }  // namespace ivm::catalog
