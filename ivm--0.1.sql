@@ -183,8 +183,10 @@ CREATE EVENT TRIGGER ivm_ddl_start ON ddl_command_start
 -- Renaming a relation (or a schema) rewrites the names stored in the views' plans.
 CREATE FUNCTION ivm.on_ddl_end() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'ivm_on_ddl_end' LANGUAGE C;
+-- A view table's guard trigger created while the view is in the catalog is a
+-- restore: the pg_depend entries a dump does not carry are made again.
 CREATE EVENT TRIGGER ivm_ddl_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'CREATE TRIGGER')
     EXECUTE FUNCTION ivm.on_ddl_end();
 
 -- Dropping a view table (directly or by CASCADE) removes the view from the catalog.

@@ -253,6 +253,20 @@ INSERT INTO web_activity VALUES (9003, 1, '/home', 'page_view', 'sess_x', '2026-
 SELECT ivm.apply_deltas();
 SQL
     check "$db: exact after TRUNCATE, create_view, drop_view" "$(q "$db" -c 'SELECT exactness(false)')" "$all"
+
+    # The DDL guards hold in the restored database too: a table a view reads cannot be dropped,
+    # nor a column it uses; renaming a base table keeps the views maintained.
+    check "$db: DROP TABLE of a base table refused" \
+        "$(q "$db" -c "DO \$\$ BEGIN DROP TABLE orders; RAISE EXCEPTION 'dropped'; EXCEPTION WHEN dependent_objects_still_exist THEN RAISE WARNING 'refused'; END \$\$" 2>&1 | grep -c refused)" "1"
+    check "$db: DROP COLUMN of a used column refused" \
+        "$(q "$db" -c "DO \$\$ BEGIN ALTER TABLE orders DROP COLUMN order_total; RAISE EXCEPTION 'dropped'; EXCEPTION WHEN dependent_objects_still_exist THEN RAISE WARNING 'refused'; END \$\$" 2>&1 | grep -c refused)" "1"
+    q "$db" >/dev/null <<'SQL'
+ALTER TABLE orders RENAME TO orders_renamed;
+INSERT INTO orders_renamed VALUES (2003, 2, 25.00, 'completed', '2026-04-05 10:00:00');
+ALTER TABLE orders_renamed RENAME TO orders;
+SELECT ivm.apply_deltas();
+SQL
+    check "$db: exact after renaming a base table" "$(q "$db" -c 'SELECT exactness(false)')" "$all"
 done
 
 say "dump/restore: $checks checks, $mismatches mismatches"

@@ -804,6 +804,12 @@ class Compiler {
 
 }  // namespace
 
+std::string querytree_of(const std::string& definition) {
+  pg::PinnedSearchPath pinned;
+  Query* q = parse_one(definition);
+  return pg_call([&] { return std::string(nodeToString(q)); });
+}
+
 std::string strip_query(const std::string& query) {
   std::size_t b = query.find_first_not_of(" \t\r\n");
   if (b == std::string::npos) return "";

@@ -31,6 +31,10 @@ using IsViewFn = std::function<bool(std::uint32_t relid)>;
 
 Analysis analyze_query(const std::string& query, const MaterializeFn& materialize, const IsViewFn& is_view);
 
+// querytree_of: the parse tree of a stored definition (Analysis::querytree),
+// analyzed afresh: a restored database has the same names with other oids.
+std::string querytree_of(const std::string& definition);
+
 // strip_query: drops surrounding white space and trailing semicolons.
 std::string strip_query(const std::string& query);
 

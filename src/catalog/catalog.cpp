@@ -97,9 +97,14 @@ void invalidate() {
 }
 
 std::string relation_name(std::uint32_t relid) {
-  return pg_call([&] {
-    return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)));
+  std::string name = pg_call([&] {
+    char* rel = get_rel_name(relid);
+    char* nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : nullptr;
+    return rel && nsp ? std::string(quote_qualified_identifier(nsp, rel)) : std::string();
   });
+  if (name.empty())
+    throw Error(ERRCODE_UNDEFINED_TABLE, "relation with oid " + std::to_string(relid) + " does not exist");
+  return name;
 }
 
 // fresh_name: "ivm_state.<stem>" for a new internal relation, or, when that
@@ -665,6 +670,25 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
   return create(spi, name, query, mode, false);
 }
 
+void repair_restored(pg::Spi& spi, std::uint32_t view) {
+  AsCatalogOwner owner;
+  spi.exec_once("SELECT definition FROM ivm.views WHERE viewid = " + oid_text(view));
+  if (spi.rows() == 0) return;  // create_view itself, before its catalog row
+  std::string definition = spi.text(0, 1);
+  // The plan is stored with the oids it was loaded with (load_plan takes them
+  // from the names), so that a later rename finds its relations by oid.
+  plan::ViewPlan p = load_plan(spi, view);
+  spi.exec_once("UPDATE ivm.views SET querytree = " + quote_literal(analyze::querytree_of(definition)) +
+                ", plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(view));
+  spi.exec_once("SELECT 1 FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+                "AND objid = " + oid_text(view) + " AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass");
+  if (spi.rows() > 0) return;  // recorded already
+  spi.exec_once("SELECT relid::oid FROM ivm.dependencies WHERE viewid = " + oid_text(view) + " ORDER BY 1");
+  std::vector<std::uint32_t> inputs;
+  for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  record_dependencies(spi, p, inputs);
+}
+
 void drop_view(pg::Spi& spi, std::uint32_t view) {
   // The caller may drop the view (its owner, or DROP TABLE went through);
   // what the view leaves behind is ivm's to remove.
@@ -742,6 +766,7 @@ void refresh_names(pg::Spi& spi, const std::vector<std::uint32_t>& relations, bo
     spi.exec_once("SELECT plan, querytree, definition FROM ivm.views WHERE viewid = " + oid_text(v));
     std::string stored = spi.text(0, 1), tree = spi.text(0, 2), old_definition = spi.text(0, 3);
     plan::ViewPlan p = plan::deserialize(stored);
+    rebase(p, v);  // the stored oids may be those of a database dumped elsewhere
     p.name = relation_name(p.oid);
     for (auto& l : p.leaves) l.relation = relation_name(l.relid);
     std::string def = pg_call([&] {

@@ -78,6 +78,12 @@ void lock_base_tables(pg::Spi& spi, std::uint32_t view);
 // set_mode: records the new mode and creates or drops delta tables.
 void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode);
 
+// repair_restored: a view table whose guard trigger is being created while
+// the view is already in ivm's catalog was restored from a dump (triggers come
+// after the data): what a dump does not carry is made again, the pg_depend
+// entries protecting the view and the parse tree of its definition (oids).
+void repair_restored(pg::Spi& spi, std::uint32_t view);
+
 // create_view: a user's view (the views ivm makes of its subqueries are
 // created inside, as internal views in ivm_state).
 std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::string& query, const std::string& mode);

@@ -362,6 +362,17 @@ IVM_FUNCTION(ivm_on_ddl_start) {
 
 IVM_FUNCTION(ivm_on_ddl_end) {
   Node* tree = event_data(fcinfo, "ivm.on_ddl_end()")->parsetree;
+  if (IsA(tree, CreateTrigStmt)) {
+    // A restore creates each view table's guard trigger after loading ivm's
+    // catalog and the tables' data.
+    CreateTrigStmt* t = reinterpret_cast<CreateTrigStmt*>(tree);
+    if (std::string(t->trigname) != "ivm_guard") return PointerGetDatum(nullptr);
+    Oid relid = pg_call([&] { return RangeVarGetRelid(t->relation, NoLock, true); });
+    if (!OidIsValid(relid)) return PointerGetDatum(nullptr);
+    pg::Spi spi;
+    catalog::repair_restored(spi, relid);
+    return PointerGetDatum(nullptr);
+  }
   bool relation_moved = (IsA(tree, RenameStmt) && reinterpret_cast<RenameStmt*>(tree)->renameType == OBJECT_TABLE) ||
                         (IsA(tree, AlterObjectSchemaStmt) &&
                          reinterpret_cast<AlterObjectSchemaStmt*>(tree)->objectType == OBJECT_TABLE);
