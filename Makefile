@@ -1,7 +1,7 @@
 # ivm: PGXS build.  `make`, `make install`, `make installcheck`.
 EXTENSION = ivm
 MODULE_big = ivm
-DATA = ivm--0.1.sql
+DATA = $(wildcard ivm--*.sql)
 
 SRCS = $(wildcard src/plan/*.cpp src/pg/*.cpp src/analyze/*.cpp src/catalog/*.cpp \
                   src/capture/*.cpp src/apply/*.cpp src/api/*.cpp)
