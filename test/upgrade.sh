@@ -18,6 +18,8 @@ root="$PWD"
 # shellcheck source=test/lib/cluster.sh
 source test/lib/cluster.sh
 
+# A cluster of its own, never the one PGHOST points at.
+unset PGHOST PGPORT PGUSER PGDATABASE
 previous="${IVM_PREVIOUS:-v0.1}"
 port="${IVM_UPGRADE_PORT:-55436}"
 new_version="$(sed -n "s/^default_version = '\(.*\)'/\1/p" ivm.control)"
