@@ -1,0 +1,149 @@
+# shellcheck shell=bash
+# bench/lib.sh: what bench/run, bench/oltp, bench/bulk and bench/suite share.  Source it (after
+# test/lib/cluster.sh); do not execute it.
+#
+#   bench_views DIR          the benchmark's views, in creation order: every
+#                            `SELECT ivm.create_view('name', $$ ... $$);` of demo/views_ivm.sql
+#                            (the five seed views + churn_alerts), then of bench/views_extra.sql
+#                            (tier_summary); writes DIR/views.list and DIR/<name>.sql, sets the
+#                            array `views`
+#   bench_cluster_start P    a throwaway cluster on port P with the benchmark's server settings
+#                            (below); with PGHOST set, uses that server and checks it instead
+#   bench_settings           "name=value" lines: the server settings a report must state
+#   bench_build_id           the ivm build installed in IVM_PG_BIN (md5 of ivm.so and of the SQL)
+#   bench_loadavg            the 1-minute load average
+#
+# The benchmark's server settings, the same for every configuration of every script (a
+# throwaway cluster gets them at its start, before anything is generated or measured):
+#   fsync = off, max_locks_per_transaction = 256       (test/lib/cluster.sh)
+#   shared_buffers = $IVM_BENCH_SHARED_BUFFERS           (default 2GB: 1M customers fit)
+#   max_wal_size = 8GB, min_wal_size = 1GB, checkpoint_timeout = 30min
+#                                                        (checkpoints don't dominate bulk writes)
+#   wal_level = logical, max_replication_slots = 10, max_wal_senders = 10,
+#   output_plugin_libraries = 'pgoutput, test_decoding, ivm' (only where the setting exists)
+#                                                        (the 'wal' configuration needs them)
+#   shared_preload_libraries = 'ivm', ivm.databases = $BENCH_IVM_DATABASES,
+#   ivm.apply_interval = 1s                              (the background worker, bench/oltp)
+# Extra lines for postgresql.conf may be given in IVM_BENCH_EXTRA_CONF (newline-separated).
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BENCH_IVM_DATABASES="oltp_none,oltp_immediate,oltp_deferred,oltp_wal,oltp_triggers,oltp_immediate6"
+IVM_BENCH_SHARED_BUFFERS="${IVM_BENCH_SHARED_BUFFERS:-2GB}"
+BENCH_SETTINGS=(shared_buffers max_wal_size min_wal_size checkpoint_timeout wal_level fsync
+                synchronous_commit full_page_writes work_mem maintenance_work_mem jit
+                max_locks_per_transaction autovacuum max_replication_slots
+                shared_preload_libraries ivm.databases ivm.apply_interval output_plugin_libraries)
+
+bench_views() {
+    local dir="$1" f
+    : >"$dir/views.list"
+    for f in "$IVM_ROOT/demo/views_ivm.sql" "$BENCH_DIR/views_extra.sql"; do
+        awk -v dir="$dir" '
+            /^SELECT ivm\.create_view\(/ {
+                match($0, /\x27[a-z_0-9]+\x27/); name = substr($0, RSTART + 1, RLENGTH - 2)
+                inq = 1; body = ""; print name >> (dir "/views.list"); next
+            }
+            inq && /^\$\$\);/ { inq = 0; printf "%s", body > (dir "/" name ".sql"); close(dir "/" name ".sql"); next }
+            inq { body = body $0 "\n" }
+        ' "$f"
+    done
+    mapfile -t views <"$dir/views.list"
+    ((${#views[@]} == 7)) || {
+        echo "expected 7 views (demo/views_ivm.sql + bench/views_extra.sql), found ${#views[@]}" >&2
+        return 1; }
+}
+
+bench_cluster_start() {
+    local port="$1"
+    if [[ -n "${PGHOST:-}" ]]; then
+        echo "PGHOST is set ($PGHOST): using the existing server with its settings"
+        return 0
+    fi
+    ivm_cluster_start "$port" || return 1
+    local conf="$IVM_CLUSTER_DIR/data/postgresql.conf" has_opl
+    has_opl=$(psql -X -qAt -d postgres -c \
+        "SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'")
+    {
+        echo
+        echo "# --- bench/lib.sh: the benchmark's settings, the same for every configuration ---"
+        echo "shared_buffers = $IVM_BENCH_SHARED_BUFFERS"
+        echo "max_wal_size = 8GB"
+        echo "min_wal_size = 1GB"
+        echo "checkpoint_timeout = 30min"
+        echo "wal_level = logical"
+        echo "max_replication_slots = 10"
+        echo "max_wal_senders = 10"
+        [[ "$has_opl" == 1 ]] && echo "output_plugin_libraries = 'pgoutput, test_decoding, ivm'"
+        echo "shared_preload_libraries = 'ivm'"
+        echo "ivm.databases = '$BENCH_IVM_DATABASES'"
+        echo "ivm.apply_interval = 1s"
+        [[ -n "${IVM_BENCH_EXTRA_CONF:-}" ]] && printf '%s\n' "$IVM_BENCH_EXTRA_CONF"
+    } >>"$conf"
+    (cd "$IVM_CLUSTER_DIR" && runuser -u postgres -- "$IVM_PG_BIN/pg_ctl" -D "$IVM_CLUSTER_DIR/data" \
+        -l "$IVM_CLUSTER_DIR/server.log" -m fast -w restart >/dev/null) || {
+        echo "the benchmark cluster failed to restart with its settings; log:" >&2
+        tail -n 30 "$IVM_CLUSTER_DIR/server.log" >&2
+        return 1
+    }
+    echo "benchmark cluster up: PGHOST=$PGHOST PGPORT=$PGPORT shared_buffers=$IVM_BENCH_SHARED_BUFFERS" \
+         "wal_level=logical shared_preload_libraries=ivm"
+}
+
+bench_settings() {
+    local in
+    in=$(printf "'%s'," "${BENCH_SETTINGS[@]}")
+    psql -X -qAt -d postgres -c "SELECT name || '=' || current_setting(name)
+        FROM pg_settings WHERE name IN (${in%,}) ORDER BY name"
+}
+
+bench_build_id() {
+    local so sql_file
+    so="$("$IVM_PG_BIN/pg_config" --pkglibdir)/ivm.so"
+    sql_file="$("$IVM_PG_BIN/pg_config" --sharedir)/extension/ivm--0.1.sql"
+    echo "ivm.so md5 $(md5sum <"$so" | cut -c1-12), ivm--0.1.sql md5 $(md5sum <"$sql_file" | cut -c1-8)" \
+         "(ivm.so of $(date -u -r "$so" '+%Y-%m-%d %H:%M:%S UTC'))"
+}
+
+bench_loadavg() { cut -d ' ' -f 1 /proc/loadavg; }
+
+# bench_space DB: per view (not internal): name, rows, the view table's heap (+TOAST) bytes, its
+# indexes' bytes, the bytes of the ivm_state relations that belong to it (aggregate state
+# s_<oid>, key locks k_<oid>, and the tables of its internal views with their own s_/k_, each
+# with its indexes and TOAST), and their names; tab-separated.  Then one line per delta table
+# (deferred mode: shared by every deferred view reading the base table): "delta:<table>", 0,
+# bytes (with indexes), 0, pending rows, views reading it.  Then "unattributed" with the bytes
+# of any other ivm_state relation.
+bench_space() {
+    psql -X -qAt -F $'\t' -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
+WITH RECURSIVE owned(top, rel) AS (
+    SELECT viewid, viewid FROM ivm.views WHERE NOT internal
+    UNION ALL
+    SELECT o.top, v.viewid FROM owned o JOIN ivm.views v ON v.parent = o.rel AND v.internal),
+state(top, relid) AS (
+    SELECT top, rel::regclass FROM owned WHERE rel <> top
+    UNION ALL SELECT top, to_regclass('ivm_state.s_' || rel) FROM owned
+    UNION ALL SELECT top, to_regclass('ivm_state.k_' || rel) FROM owned),
+per_view AS (
+    SELECT v.viewid, v.name,
+           coalesce(sum(pg_total_relation_size(s.relid)), 0) AS state_bytes,
+           coalesce(string_agg(s.relid::text, ' ' ORDER BY s.relid::text), '') AS state_rels
+    FROM ivm.views v LEFT JOIN state s ON s.top = v.viewid AND s.relid IS NOT NULL
+    WHERE NOT v.internal GROUP BY v.viewid, v.name)
+SELECT regexp_replace(name, '^public\.', ''), pg_stat_get_live_tuples(viewid), pg_table_size(viewid), pg_indexes_size(viewid),
+       state_bytes, state_rels
+FROM per_view
+UNION ALL
+SELECT 'delta:' || dt.relid::regclass, 0, pg_total_relation_size(dt.name::regclass), 0,
+       (SELECT p.changes FROM ivm.delta_pending() p WHERE p.relid = dt.relid),
+       (SELECT string_agg(regexp_replace(v.name, '^public\.', ''), ' ' ORDER BY v.name)
+        FROM ivm.dependencies d JOIN ivm.views v USING (viewid)
+        WHERE d.relid = dt.relid AND v.mode <> 'immediate')
+FROM ivm.delta_tables dt
+UNION ALL
+SELECT 'unattributed', 0, coalesce(sum(pg_total_relation_size(c.oid)), 0), 0, count(*), ''
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'ivm_state' AND c.relkind IN ('r', 'm')
+  AND c.relname !~ '^(s|k|delta)_[0-9]+$'
+  AND c.oid NOT IN (SELECT viewid FROM ivm.views)
+SQL
+}
