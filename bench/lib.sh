@@ -99,8 +99,8 @@ bench_settings() {
 bench_build_id() {
     local so sql_file
     so="$("$IVM_PG_BIN/pg_config" --pkglibdir)/ivm.so"
-    sql_file="$("$IVM_PG_BIN/pg_config" --sharedir)/extension/ivm--0.1.sql"
-    echo "ivm.so md5 $(md5sum <"$so" | cut -c1-12), ivm--0.1.sql md5 $(md5sum <"$sql_file" | cut -c1-8)" \
+    sql_file="$("$IVM_PG_BIN/pg_config" --sharedir)/extension/ivm.control"   # and every ivm--*.sql beside it
+    echo "ivm.so md5 $(md5sum <"$so" | cut -c1-12), scripts md5 $(cat "${sql_file%/*}"/ivm*.sql | md5sum | cut -c1-8)" \
          "(ivm.so of $(date -u -r "$so" '+%Y-%m-%d %H:%M:%S UTC'))"
 }
 
