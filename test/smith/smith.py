@@ -15,7 +15,8 @@ are ivm views. Every query must be either
 Each query runs in one transaction that is rolled back, so each starts from the
 same data. Besides the query as generated, its "trimmed" variant is fed too:
 SQLsmith puts LIMIT and TABLESAMPLE nearly everywhere, which ivm refuses at once,
-so the variant drops them to let the rest of the query reach further.
+so the variant drops them to let the rest of the query reach further (and a third,
+"grouped", adds the GROUP BY that SQLsmith never writes).
 
 Findings (exit status 1): a crash (the connection dies), an internal error (XX000
 or any class XX), an error that is neither a refusal nor PostgreSQL's own error for
@@ -167,7 +168,7 @@ PROFILES = [
     ("full", ""),
     ("tuned", " options='-csearch_path=information_schema,pg_catalog,public'"),
 ]
-VARIANTS = ["generated", "trimmed"]
+VARIANTS = ["generated", "trimmed", "grouped"]
 
 
 def dollar_quote(text):
@@ -291,6 +292,47 @@ def trimmed(query):
             break
         q = q[:m.start()] + q[end + 1:]
     return q
+
+
+def top_level_items(query):
+    """(select list items, index where the top-level FROM starts) of a query that
+    starts with SELECT, or None."""
+    m = re.match(r"\s*select\s+(distinct\s+)?", query, re.I)
+    if not m:
+        return None
+    items, start, depth, quote, i = [], m.end(), 0, None, m.end()
+    while i < len(query):
+        c = query[i]
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif depth == 0 and c == ",":
+            items.append(query[start:i])
+            start = i + 1
+        elif depth == 0 and re.match(r"\bfrom\b", query[i:i + 5], re.I) and re.match(r"\s", query[i - 1]):
+            items.append(query[start:i])
+            return items, i
+        i += 1
+    return None
+
+
+def grouped(query, aggregates):
+    """SQLsmith writes no GROUP BY. A query whose select list mixes aggregate calls (as
+    the trimmed variant leaves them) with other items gets GROUP BY those other items."""
+    top = top_level_items(query)
+    if not top or re.search(r"\bgroup\s+by\b", query[top[1]:], re.I):
+        return None
+    agg = re.compile(r"\bpg_catalog\.(%s)\s*\(" % "|".join(sorted(aggregates)))
+    plain = [str(i + 1) for i, item in enumerate(top[0]) if not agg.search(item)]
+    if not plain or len(plain) == len(top[0]):
+        return None
+    return query.rstrip() + "\ngroup by " + ", ".join(plain)
 
 
 def message_group(err):
@@ -525,6 +567,9 @@ class Smith:
         for name, q in SEED_VIEWS + PLAIN_VIEWS:
             admin("CREATE VIEW %s AS %s" % (name, q), GEN_DB)
         admin(TUNED_CATALOG, GEN_DB)
+        self.aggregates = set(subprocess.run(
+            ["psql", "-X", "-qAt", "-d", GEN_DB, "-c", "SELECT DISTINCT proname FROM pg_proc WHERE prokind = 'a'"],
+            check=True, capture_output=True, text=True).stdout.split())
         admin("CREATE EXTENSION ivm", TARGET_DB)
         admin(HELPERS, TARGET_DB)
         for name, q in SEED_VIEWS:
@@ -628,6 +673,8 @@ class Smith:
             r = self.call("run", "SELECT ivm.create_view('%s', %s, '%s')" % (VIEW, dollar_quote(query), mode))
             if r == "ok":
                 self.accepted[mode] += 1
+                with open(os.path.join(self.out, "accepted.sql"), "a") as f:
+                    f.write("-- query %d, %s, %s\n%s;\n\n" % (self.current, variant, mode, query))
                 n = len(self.findings)
                 self.burst(query, mode)
                 return "accepted" if len(self.findings) == n else "finding"
@@ -747,6 +794,9 @@ class Smith:
                 t = trimmed(q)
                 if t != q:
                     variants.append(("trimmed", t))
+                g = grouped(t, self.aggregates)
+                if g:
+                    variants.append(("grouped", g))
                 for variant, text in variants:
                     key = profile + " " + variant
                     try:
