@@ -14,6 +14,11 @@ CALL try($$SELECT ivm.create_view('r', 'SELECT g, (''"'' || max(x)::text || ''"'
 CALL try($$SELECT ivm.create_view('r', 'SELECT point(count(*), sum(x)) AS p FROM t')$$);
 CALL try($$SELECT ivm.create_view('r', 'SELECT g, point(count(*), 1) AS p FROM t GROUP BY g HAVING count(*) > 1')$$);
 
+-- An output column of a pseudo-type (an anonymous record) failed in create_view with
+-- "column has pseudo-type record" (42P16) from CREATE TABLE.
+CALL try($$SELECT ivm.create_view('r', 'SELECT id, ROW(id, g) AS rec FROM t')$$);
+CALL try($$SELECT ivm.create_view('r', 'SELECT DISTINCT ROW(g, x) AS rec FROM t')$$);
+
 -- Types with a hash equality but no ordering (xid, cid): grouping on them, joining on them
 -- and views whose only columns have them used to fail in create_view with "data type xid has
 -- no default operator class for access method btree" (42704), from the indexes ivm builds.

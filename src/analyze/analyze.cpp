@@ -455,9 +455,13 @@ class Compiler {
     }
     if (visible.empty()) not_supported("queries without output columns are");
     bool aggregate = q->hasAggs || q->groupClause || q->distinctClause || q->havingQual;
-    for (std::size_t i = 0; i < visible.size(); ++i)
-      if (!has_equality(exprType((Node*)visible[i]->expr)))
+    for (std::size_t i = 0; i < visible.size(); ++i) {
+      Oid type = exprType((Node*)visible[i]->expr);
+      if (pg_call([&] { return get_typtype(type); }) == TYPTYPE_PSEUDO)  // a table cannot store it
+        not_supported("output column " + p.columns[i] + " of pseudo-type " + p.types[i] + " is");
+      if (!has_equality(type))
         not_supported("output column " + p.columns[i] + " of type " + p.types[i] + " (no equality operator) is");
+    }
     if (!aggregate) {
       // The locator (the view's indexed column): the first plain column, else the first
       // column, that has an ordering.

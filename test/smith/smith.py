@@ -817,6 +817,8 @@ class Smith:
         finally:
             self.teardown()
         self.summary(len(queries), time.time() - t0)
+        if not self.findings and not self.a.out:
+            shutil.rmtree(self.out, ignore_errors=True)
         return 1 if self.findings else 0
 
     def summary(self, nq, secs):
@@ -857,7 +859,8 @@ def main():
     p.add_argument("--deferred-every", type=int, default=4,
                    help="create about one view in N in deferred mode (0: never)")
     p.add_argument("--server-log", help="the server's log, scanned for crashed backends")
-    p.add_argument("--out", help="where queries and reproductions go (default: a temporary directory)")
+    p.add_argument("--out", help="where queries, accepted queries and reproductions go (default: a temporary "
+                   "directory, removed when nothing was found)")
     p.add_argument("--session-log", help="append every statement sent to the server to this file "
                    "(replayed with psql -f, it rebuilds the backend's history)")
     p.add_argument("--first", type=int, default=1, help="start at query number N (triage)")
