@@ -14,6 +14,16 @@ CALL try($$SELECT ivm.create_view('r', 'SELECT g, (''"'' || max(x)::text || ''"'
 CALL try($$SELECT ivm.create_view('r', 'SELECT point(count(*), sum(x)) AS p FROM t')$$);
 CALL try($$SELECT ivm.create_view('r', 'SELECT g, point(count(*), 1) AS p FROM t GROUP BY g HAVING count(*) > 1')$$);
 
+-- GROUP BY a primary key lets PostgreSQL accept the table's other columns ungrouped (they
+-- depend functionally on the key); ivm then read them from its aggregate state as if they
+-- were grouping columns (create_view failed with a type mismatch).
+CALL try($$SELECT ivm.create_view('r', 'SELECT id, g, count(*) AS n FROM t GROUP BY id')$$);
+CALL try($$SELECT ivm.create_view('r', 'SELECT t.id, max(u.w) AS mw, t.x + 1 AS x1 FROM t JOIN u ON u.t_id = t.id GROUP BY t.id')$$);
+CALL try($$SELECT ivm.create_view('r', 'SELECT id FROM t GROUP BY id HAVING x > 1')$$);
+-- ... grouping by every column read is fine.
+SELECT ivm.create_view('fd_ok', 'SELECT id, g, count(*) AS n FROM t GROUP BY id, g');
+SELECT ivm.drop_view('fd_ok');
+
 -- An output column of a pseudo-type (an anonymous record) failed in create_view with
 -- "column has pseudo-type record" (42P16) from CREATE TABLE.
 CALL try($$SELECT ivm.create_view('r', 'SELECT id, ROW(id, g) AS rec FROM t')$$);

@@ -99,6 +99,11 @@ void check_query_shape(Query* q) {
   if (q->groupDistinct) not_supported("GROUP BY DISTINCT is");
   if (q->hasDistinctOn) not_supported("DISTINCT ON is");
   if (q->distinctClause && (q->hasAggs || q->groupClause)) not_supported("DISTINCT together with aggregates is");
+  // GROUP BY a primary key lets the query read the table's other columns ungrouped; ivm's
+  // aggregate state holds only the grouping expressions and the aggregates.
+  if (q->constraintDeps)
+    not_supported("columns that are not grouped (functionally dependent on a primary key) are",
+                  "Add them to GROUP BY.");
   if (q->hasModifyingCTE) not_supported("data-modifying statements are");
   MutableContext cxt;
   bool found = pg_call([&] {

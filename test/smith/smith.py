@@ -8,9 +8,11 @@ are ivm views. Every query must be either
 
   - refused: SQLSTATE 0A000 naming the construct, or an error PostgreSQL itself
     raises for the query (it fails to parse or analyze, or fails when run plainly), or
-  - accepted: then a burst of random DML (inserts, updates, deletes, upserts,
-    truncates, NULLs everywhere) on the base tables the view reads keeps
-    ivm.verify() = 0 after every statement, for this view and every other view.
+  - accepted: then ivm.explain works, a burst of random DML (inserts, updates,
+    deletes, upserts, truncates, NULLs everywhere) on the base tables the view reads
+    keeps ivm.verify() = 0 after every statement (deferred views: after each
+    ivm.apply_deltas), for this view and every other view; ivm.refresh keeps it
+    exact, and ivm.drop_view leaves nothing of it.
 
 Each query runs in one transaction that is rolled back, so each starts from the
 same data. Besides the query as generated, its "trimmed" variant is fed too:
@@ -554,6 +556,7 @@ class Smith:
         self.log_offset = 0
         self.psql = None
         self.current = 0
+        self.seed_names = "ARRAY[%s]" % ", ".join("'public.%s'" % n for n, _ in SEED_VIEWS)
 
     def say(self, msg):
         print(msg, flush=True)
@@ -699,6 +702,10 @@ class Smith:
             self.psql.run("ROLLBACK;")
 
     def burst(self, query, mode):
+        r = self.call("val", "SELECT length(ivm.explain('%s'))" % VIEW)
+        if not r.startswith("ok"):
+            self.finding("ivm.explain failed", query, r, mode=mode)
+            return
         base = self.psql.run("SELECT smith.base_tables('%s');" % VIEW)
         tables = [self.table(b) for b in base]
         done = []
@@ -741,6 +748,21 @@ class Smith:
         bad = [b for b in bad if not b.endswith(": ok 0")]
         if bad:
             self.finding("another view diverged", query, "; ".join(bad), done, mode)
+            return
+        # Rebuilt from scratch, still exact; dropped, nothing of it is left.
+        r = self.call("val", "SELECT ivm.refresh('%s')" % VIEW)
+        if not r.startswith("ok"):
+            plain = self.plain_error(query)
+            if plain is None or plain.split(" ", 1)[0] != r.split(" ", 1)[0]:
+                self.finding("ivm.refresh failed", query, "%s (query now: %s)" % (r, plain or "runs"), done, mode)
+            return
+        if not self.check_view(query, mode, done):
+            return
+        r = self.call("run", "SELECT ivm.drop_view('%s')" % VIEW)
+        left = self.psql.one("SELECT count(*) FROM ivm.views WHERE NOT (name = ANY (%s));" % self.seed_names)
+        if r != "ok" or left != "0":
+            self.finding("ivm.drop_view failed", query, "%s; %s views left besides the seed views" % (r, left),
+                         done, mode)
 
     def check_view(self, query, mode, done):
         """Applies the pending changes (deferred mode), then ivm.verify = 0? False: stop the burst."""
