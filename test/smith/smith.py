@@ -348,6 +348,19 @@ def message_group(err):
     s = re.sub(r"\b(table|relation|system catalog|materialized view|ivm's own table) [\w.\"…]+ ", r"\1 R ", s)
     s = re.sub(r"\boperator does not exist: .*", "operator does not exist: …", s)
     s = re.sub(r"\bfunction [\w.\"…]+\(.*?\) does not exist", "function F(…) does not exist", s)
+    T = r"(?:\w+(?: \w+)*?)"
+    for pattern, repl in [
+            (r"COALESCE types %s and %s cannot" % (T, T), "COALESCE types T and T cannot"),
+            (r"(CASE|UNION|COALESCE|IN|NULLIF) could not convert type %s to %s$" % (T, T), r"\1 could not convert type T to T"),
+            (r"cannot cast type %s to %s$" % (T, T), "cannot cast type T to T"),
+            (r"argument declared %s is not (an? [\w ]+?) but type %s$" % (T, T), r"argument declared T is not \1 but type T"),
+            (r"(operator for|value of|pseudo-type|for) type %s$" % T, r"\1 type T"),
+            (r"operator is not unique: .*", "operator is not unique: …"),
+            (r"(GROUP BY on|DISTINCT on|key of) type %s \(no" % T, r"\1 type T (no"),
+            (r"output column [\w\"…]+ of pseudo-type %s is" % T, "output column C of pseudo-type T is"),
+            (r"lack an ordering operator \(.*?\)", "lack an ordering operator (T)"),
+            (r'column "…" is of type %s but expression is of type %s$' % (T, T), 'column "…" is of type T but expression is of type T')]:
+        s = re.sub(pattern, repl, s)
     s = re.sub(r"\b\d+(\.\d+)?\b", "N", s)
     return state + " " + s
 
