@@ -426,14 +426,17 @@ class Psql:
             self.log.close()
 
 
+QUIET = dict(os.environ, PGOPTIONS=(os.environ.get("PGOPTIONS", "") + " -c client_min_messages=warning").strip())
+
+
 def admin(sql, db="postgres"):
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL, env=QUIET)
 
 
 def admin_file(path, db):
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f", path],
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL, env=QUIET)
 
 
 def lit(text, typ):
