@@ -23,8 +23,10 @@ so the variant drops them to let the rest of the query reach further (and a thir
 Findings (exit status 1): a crash (the connection dies), an internal error (XX000
 or any class XX), an error that is neither a refusal nor PostgreSQL's own error for
 the query, an error during maintenance that the same statement without the view
-does not raise, an error in ivm.verify, or ivm.verify <> 0. Timeouts
-(statement_timeout) are counted, not findings.
+does not raise, an error in ivm.verify, or ivm.verify <> 0. PostgreSQL's own error
+includes one that a subquery in FROM raises when run on its own: ivm keeps it as a
+view of its own, computed whole (README, Limits). Timeouts (statement_timeout) are
+counted, not findings.
 
     python3 test/smith/smith.py [--queries N] [--seed S] [--dml N] [--timeout MS]
                                 [--deferred-every N] [--server-log PATH] [--keep] [--verbose]
@@ -212,7 +214,7 @@ def split_statements(text):
 LIMIT_RE = re.compile(r"\s+limit\s+\d+(\s+offset\s+\d+)?(?=\s*(\)|$))", re.I)
 SAMPLE_RE = re.compile(r"\s+tablesample\s+(system|bernoulli)\s*\(\s*[0-9.]+\s*\)", re.I)
 SUBLINK_RE = re.compile(r"(\bexists\s*)?\(\s*select\b", re.I)
-FROM_ALIAS_RE = re.compile(r"\s*as\s+\w+", re.I)
+FROM_ALIAS_RE = re.compile(r"\s*as\s+subq_\d+\b", re.I)   # SQLsmith's aliases of subqueries in FROM
 OVER_RE = re.compile(r"\s+over\s*\(", re.I)
 CTE_RE = re.compile(r"(\w+)\s+as\s*\(", re.I)
 
@@ -234,6 +236,16 @@ def closing(text, i):
             if depth == 0:
                 return j
     return -1
+
+
+def from_subqueries(query):
+    """The subqueries in FROM (as SQLsmith writes them: "(select ...) as subq_N"), nested too."""
+    out = []
+    for m in re.finditer(r"\(\s*select\b", query, re.I):
+        end = closing(query, m.start())
+        if end > 0 and FROM_ALIAS_RE.match(query, end + 1):
+            out.append(query[m.start() + 1:end])
+    return out
 
 
 def inline_ctes(query):
@@ -683,6 +695,21 @@ class Smith:
         r = self.call("val", "SELECT count(smith_q) FROM (%s\n) smith_q" % query)
         return None if r.startswith("ok") else r
 
+    def own_error(self, query, state):
+        """Does PostgreSQL raise SQLSTATE `state` for the query, or for one of its subqueries in
+        FROM run on its own? ivm keeps such a subquery as a view of its own, computing every row
+        and column of it, also those the whole query never computes: an expression that fails
+        there (an overflow, say) fails in ivm too (README, Limits). (bool, what PostgreSQL said)."""
+        plain = self.plain_error(query)
+        if plain is not None and plain.split(" ", 1)[0] == state:
+            return True, "plainly: " + plain
+        for sub in from_subqueries(query):
+            e = self.plain_error(sub)
+            if e is not None and e.split(" ", 1)[0] == state:
+                self.stats["subquery errors"] += 1
+                return True, "its subquery in FROM alone: " + e
+        return False, "plainly: " + (plain or "runs")
+
     def feed(self, query, variant):
         """Returns 'accepted', 'refused' or 'finding'."""
         self.stats[variant + " queries"] += 1
@@ -707,10 +734,10 @@ class Smith:
                 return "refused"
             if state != "0A000":
                 # PostgreSQL's own error for the query (syntax, types, run-time error)?
-                plain = self.plain_error(query)
-                if plain is None or plain.split(" ", 1)[0] != state:
+                own, how = self.own_error(query, state)
+                if not own:
                     self.finding("create_view error on a query PostgreSQL runs", query,
-                                 "%s (plainly: %s)" % (r, plain or "runs"), mode=mode)
+                                 "%s (%s)" % (r, how), mode=mode)
                     return "finding"
             self.refused[variant][message_group(r)] += 1
             return "refused"
@@ -739,14 +766,13 @@ class Smith:
                 # Does the statement fail without the view, or the query on the new data?
                 own = self.call("run", "SELECT ivm.drop_view('%s')" % VIEW)
                 alone = self.call("run", stmt)
-                plain = self.plain_error(query) if alone == "ok" else None
+                query_own, how = self.own_error(query, state) if alone == "ok" else (False, "-")
                 self.psql.run("ROLLBACK TO smith_dml;")
                 if own != "ok" or state.startswith("XX") or not (
-                        (alone != "ok" and alone.split(" ", 1)[0] == state) or
-                        (plain is not None and plain.split(" ", 1)[0] == state)):
+                        (alone != "ok" and alone.split(" ", 1)[0] == state) or query_own):
                     self.finding("error maintaining the view", query,
-                                 "%s: %s (without the view: %s; query afterwards: %s)"
-                                 % (stmt, r, alone, plain or "runs"), done + [stmt], mode)
+                                 "%s: %s (without the view: %s; query afterwards, %s)"
+                                 % (stmt, r, alone, how), done + [stmt], mode)
                     return
                 self.stats["dml errors of the statement or query itself"] += 1
                 continue
@@ -768,9 +794,9 @@ class Smith:
         # Rebuilt from scratch, still exact; dropped, nothing of it is left.
         r = self.call("val", "SELECT ivm.refresh('%s')" % VIEW)
         if not r.startswith("ok"):
-            plain = self.plain_error(query)
-            if plain is None or plain.split(" ", 1)[0] != r.split(" ", 1)[0]:
-                self.finding("ivm.refresh failed", query, "%s (query now: %s)" % (r, plain or "runs"), done, mode)
+            own, how = self.own_error(query, r.split(" ", 1)[0])
+            if not own:
+                self.finding("ivm.refresh failed", query, "%s (query now, %s)" % (r, how), done, mode)
             return
         if not self.check_view(query, mode, done):
             return
@@ -789,10 +815,9 @@ class Smith:
                 if state == "57014":
                     self.timeouts.append(("apply", r))
                     return False
-                plain = self.plain_error(query)
-                if state.startswith("XX") or plain is None or plain.split(" ", 1)[0] != state:
-                    self.finding("ivm.apply_deltas failed", query, "%s (query now: %s)" % (r, plain or "runs"),
-                                 done, mode)
+                own, how = self.own_error(query, state)
+                if state.startswith("XX") or not own:
+                    self.finding("ivm.apply_deltas failed", query, "%s (query now, %s)" % (r, how), done, mode)
                 else:
                     self.stats["dml errors of the statement or query itself"] += 1
                 return False
@@ -872,6 +897,8 @@ class Smith:
                  " (%d failed as the statement or the query itself would)" % (
                      self.accepted["immediate"], self.accepted["deferred"], s["dml statements"],
                      s["dml errors of the statement or query itself"]))
+        self.say("errors that a subquery in FROM raises on its own (ivm computes it whole): %d"
+                 % s["subquery errors"])
         self.say("timeouts: %d" % len(self.timeouts))
         merged = collections.Counter()
         for c in self.refused.values():
