@@ -248,6 +248,19 @@ def from_subqueries(query):
     return out
 
 
+def fenced(query):
+    """The query with OFFSET 0 in each of its subqueries in FROM: PostgreSQL then plans each
+    on its own (no pull-up, no constants folded across), much as ivm computes them."""
+    ends = []
+    for m in re.finditer(r"\(\s*select\b", query, re.I):
+        end = closing(query, m.start())
+        if end > 0 and FROM_ALIAS_RE.match(query, end + 1):
+            ends.append(end)
+    for end in sorted(ends, reverse=True):
+        query = query[:end] + "\n offset 0" + query[end:]
+    return query
+
+
 def inline_ctes(query):
     """WITH a AS (q1), b AS (q2) SELECT ... FROM a AS x  ->  SELECT ... FROM (q1) AS x."""
     m = re.match(r"\s*with\s+", query, re.I)
@@ -696,18 +709,26 @@ class Smith:
         return None if r.startswith("ok") else r
 
     def own_error(self, query, state):
-        """Does PostgreSQL raise SQLSTATE `state` for the query, or for one of its subqueries in
-        FROM run on its own? ivm keeps such a subquery as a view of its own, computing every row
-        and column of it, also those the whole query never computes: an expression that fails
-        there (an overflow, say) fails in ivm too (README, Limits). (bool, what PostgreSQL said)."""
+        """Does PostgreSQL raise SQLSTATE `state` for the query, for one of its subqueries in
+        FROM run on its own, or for the query with those subqueries fenced (OFFSET 0)? ivm keeps
+        such a subquery as a view of its own, computing every row and column of it, also those
+        the whole query never computes, and without folding its constants into the outer query:
+        an expression that fails there (an overflow, say) fails in ivm too (README, Limits).
+        (bool, what PostgreSQL said)."""
         plain = self.plain_error(query)
         if plain is not None and plain.split(" ", 1)[0] == state:
             return True, "plainly: " + plain
-        for sub in from_subqueries(query):
+        subs = from_subqueries(query)
+        for sub in subs:
             e = self.plain_error(sub)
             if e is not None and e.split(" ", 1)[0] == state:
                 self.stats["subquery errors"] += 1
                 return True, "its subquery in FROM alone: " + e
+        if subs:
+            e = self.plain_error(fenced(query))
+            if e is not None and e.split(" ", 1)[0] == state:
+                self.stats["subquery errors"] += 1
+                return True, "with its subqueries in FROM fenced (OFFSET 0): " + e
         return False, "plainly: " + (plain or "runs")
 
     def feed(self, query, variant):
@@ -897,7 +918,8 @@ class Smith:
                  " (%d failed as the statement or the query itself would)" % (
                      self.accepted["immediate"], self.accepted["deferred"], s["dml statements"],
                      s["dml errors of the statement or query itself"]))
-        self.say("errors that a subquery in FROM raises on its own (ivm computes it whole): %d"
+        self.say("errors that the query raises with its subqueries in FROM run on their own"
+                 " (as ivm computes them): %d"
                  % s["subquery errors"])
         self.say("timeouts: %d" % len(self.timeouts))
         merged = collections.Counter()
