@@ -151,6 +151,11 @@ void check_query_shape(Query* q) {
   if (q->groupDistinct) not_supported("GROUP BY DISTINCT is");
   if (q->hasDistinctOn) not_supported("DISTINCT ON is");
   if (q->distinctClause && (q->hasAggs || q->groupClause)) not_supported("DISTINCT together with aggregates is");
+  // GROUP BY a primary key lets the query read the table's other columns ungrouped; ivm's
+  // aggregate state holds only the grouping expressions and the aggregates.
+  if (q->constraintDeps)
+    not_supported("columns that are not grouped (functionally dependent on a primary key) are",
+                  "Add them to GROUP BY.");
   if (q->hasModifyingCTE) not_supported("data-modifying statements are");
   MutableContext cxt;
   bool found = pg_call([&] {
@@ -259,6 +264,13 @@ std::string expr_type(Node* e) {
 
 bool has_equality(Oid type) {
   return pg_call([&] { return OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr); });
+}
+
+// has_ordering: a default btree operator class, which the indexes ivm builds on group
+// columns, join keys and the view's locator column need (xid, cid and aclitem have only
+// hash equality).
+bool has_ordering(Oid type) {
+  return pg_call([&] { return OidIsValid(lookup_type_cache(type, TYPECACHE_BTREE_OPFAMILY)->btree_opf); });
 }
 
 std::string qualified_name(Oid relid) {
@@ -520,15 +532,28 @@ class Compiler {
     }
     if (visible.empty()) not_supported("queries without output columns are");
     bool aggregate = q->hasAggs || q->groupClause || q->distinctClause || q->havingQual;
+    for (std::size_t i = 0; i < visible.size(); ++i) {
+      Oid type = exprType((Node*)visible[i]->expr);
+      if (pg_call([&] { return get_typtype(type); }) == TYPTYPE_PSEUDO)  // a table cannot store it
+        not_supported("output column " + p.columns[i] + " of pseudo-type " + p.types[i] + " is");
+      if (!has_equality(type))
+        not_supported("output column " + p.columns[i] + " of type " + p.types[i] + " (no equality operator) is");
+    }
     if (!aggregate) {
+      // The locator (the view's indexed column): the first plain column, else the first
+      // column, that has an ordering.
+      int any = -1;
       for (std::size_t i = 0; i < visible.size(); ++i) {
         Node* e = (Node*)visible[i]->expr;
-        if (!has_equality(exprType(e)))
-          not_supported("output column " + p.columns[i] + " of type " + p.types[i] + " (no equality operator) is");
         p.outputs.push_back(deparse(e));
+        if (!has_ordering(exprType(e))) continue;
+        if (any < 0) any = static_cast<int>(i);
         if (p.locator < 0 && IsA(e, Var)) p.locator = static_cast<int>(i);
       }
-      if (p.locator < 0) p.locator = 0;
+      if (p.locator < 0) p.locator = any;
+      if (p.locator < 0)
+        not_supported("views whose output columns all lack an ordering operator (" + p.types[0] + ") are",
+                      "Add a column of an ordered type, such as a key of a table.");
       return;
     }
     p.aggregate = true;
@@ -553,6 +578,9 @@ class Compiler {
       Node* g = static_cast<Node*>(lfirst(lc));
       p.groups.push_back(deparse(g));
       p.group_types.push_back(expr_type(g));
+      if (!has_ordering(exprType(g)))
+        not_supported(std::string(q->distinctClause ? "DISTINCT" : "GROUP BY") + " on type " + p.group_types.back() +
+                      " (no ordering operator) is");
     }
     std::vector<Node*> finals;
     Node* having = nullptr;
@@ -741,6 +769,7 @@ class Compiler {
     for (auto [a, b] : where_links) parent[find(a)] = find(b);
     // A class qualifies when every leaf has an item in it and, for outer
     // joins, every join node has an equality inside it.
+    std::string unordered;  // the type of a key class skipped for want of an ordering
     for (std::size_t c = 0; c < items.size(); ++c) {
       if (find(static_cast<int>(c)) != static_cast<int>(c)) continue;
       std::vector<int> key(p.leaves.size(), -1);
@@ -755,10 +784,17 @@ class Compiler {
         every_join = every_join && in;
       }
       if (p.outer && !every_join) continue;
+      Node* first = items[static_cast<std::size_t>(key[0])].node;
+      if (!has_ordering(exprType(first))) {  // the key lock table's primary key needs one
+        unordered = expr_type(first);
+        continue;
+      }
       for (std::size_t l = 0; l < p.leaves.size(); ++l) p.leaves[l].key = items[static_cast<std::size_t>(key[l])].expr;
       p.key_type = expr_type(items[static_cast<std::size_t>(key[0])].node);
       return;
     }
+    if (p.outer && !unordered.empty())
+      not_supported("outer joins on a key of type " + unordered + " (no ordering operator) are");
     if (p.outer)
       not_supported("outer joins whose conditions do not all share one equality key are",
                     "Join every table on the same key, or split the query into views over views.");
