@@ -10,6 +10,9 @@
 
 namespace ivm::apply {
 
+// The appliers' transaction-level advisory lock: one apply at a time.
+constexpr long long kApplyLockKey = 0x69766d6170706c79;  // "ivmapply"
+
 // MaintenanceScope: while alive, ivm's own writes to view tables pass the
 // guard trigger that refuses users' direct changes.
 class MaintenanceScope {
