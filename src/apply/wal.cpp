@@ -31,6 +31,7 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "replication/origin.h"
 #include "replication/slot.h"
 }
@@ -220,7 +221,15 @@ void catch_up(pg::Spi& spi) {
   std::string caught_up_at = spi.text(0, 1);
   XLogRecPtr upto = pg_call([] {
     XLogRecPtr l = GetXLogInsertRecPtr();
-    XLogFlush(l);
+    // At the start of a page the insert position points past the page
+    // header, where nothing is written yet: flushing up to the page start
+    // covers every record before it.
+    XLogRecPtr flush = l;
+    if (l % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+      flush = l - SizeOfXLogShortPHD;
+    else if (l % XLOG_BLCKSZ == SizeOfXLogLongPHD && XLogSegmentOffset(l - SizeOfXLogLongPHD, wal_segment_size) == 0)
+      flush = l - SizeOfXLogLongPHD;
+    XLogFlush(flush);
     return l;
   });
   spi.exec_once("SELECT lsn, xid, data FROM pg_catalog.pg_logical_slot_peek_changes(" + quote_literal(slot) + ", " +
