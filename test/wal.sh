@@ -357,7 +357,7 @@ scenario_worker() {
 
 scenario_crash() {
     db=walw
-    [[ "$(q -c "SELECT count(*) FROM ivm.views WHERE name = 'order_count'" 2>/dev/null || echo 0)" == 1 ]] || walw_schema
+    [[ "$(q -c "SELECT count(*) FROM ivm.views WHERE viewid = to_regclass('order_count')" 2>/dev/null || echo 0)" == 1 ]] || walw_schema
     say "scenario crash 1: kill -9 while the worker applies a large batch"
     # The worker pauses (a long interval), a large batch is committed, the worker wakes up.
     psql -X -q -d postgres -c "ALTER SYSTEM SET ivm.apply_interval = '1h'" -c "SELECT pg_reload_conf()" >/dev/null

@@ -218,7 +218,12 @@ void refresh_dependents(pg::Spi& spi, std::uint32_t relation) {
   pg::PinnedSearchPath pinned;
   for (const auto& v : catalog::dependents(spi, relation)) {
     // Deferred views catch up through their delta tables (record_truncate).
-    if (!v.deferred) rebuild(spi, v.oid, v.plan);
+    if (v.deferred) continue;
+    // A rebuilt view that deferred (or wal) views read hands them its old
+    // and new rows: no concurrent writer may change it in between, or its
+    // change would be in the new rows and in its own delta too.
+    if (catalog::delta_table(spi, v.oid)) catalog::lock_base_tables(spi, v.oid);
+    rebuild(spi, v.oid, v.plan);
   }
 }
 
