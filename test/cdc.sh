@@ -189,7 +189,7 @@ check "after the workload: every view exact (immediate, deferred, wal)" exact
 check "after the workload: views equal across modes" same_modes
 check "count views = the subscribed table" \
     want "$(sub -c "SELECT (SELECT n || '/' || coalesce(total, 0) FROM wal.order_count) || ' ' || (SELECT n || '/' || coalesce(total, 0) FROM imm.order_count)")" \
-    "$(sub -c "SELECT count(*) || '/' || coalesce(sum(order_total), 0) FROM orders")  $(sub -c "SELECT count(*) || '/' || coalesce(sum(order_total), 0) FROM orders")"
+    "$(sub -c "SELECT count(*) || '/' || coalesce(sum(order_total), 0) FROM orders") $(sub -c "SELECT count(*) || '/' || coalesce(sum(order_total), 0) FROM orders")"
 
 # A TRUNCATE on the publisher reaches the views through the apply worker's TRUNCATE triggers.
 pub -c "TRUNCATE web_activity" \
