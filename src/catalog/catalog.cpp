@@ -522,6 +522,13 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
     throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST, "cannot drop incremental view because other views depend on it",
                 "Incremental views reading it: " + names + ".", "Drop the dependent views first.");
   }
+  // Changes of its tables already in WAL may still be owed to the deferred
+  // views sharing their delta tables, which get triggers back once the table
+  // is no longer read from WAL: catch up first, writers waiting.
+  if (view_mode(spi, view) == "wal") {
+    lock_base_tables(spi, view);
+    apply::apply_relations(spi, delta_relations(spi, view));
+  }
   plan::ViewPlan p = load_plan(spi, view);
   spi.exec_once("SELECT relid FROM ivm.dependencies WHERE viewid = " + oid_text(view) + " AND NOT is_view");
   std::vector<std::uint32_t> inputs;
