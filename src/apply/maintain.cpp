@@ -141,7 +141,7 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
   // between would be joined twice.
   pg::SnapshotScope snapshot(spi);
   // Changes of WAL-captured tables that the snapshot sees join the delta tables.
-  wal::catch_up(spi);
+  wal::catch_up(spi, relations);
   Changed changed;
   std::uint64_t consumed = 0;
   for (std::uint32_t r : catalog::delta_closure(spi, relations)) {

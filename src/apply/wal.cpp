@@ -168,7 +168,7 @@ void prepare(pg::Spi& spi) {
   });
 }
 
-void catch_up(pg::Spi& spi) {
+void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
   std::string slot = slot_name();
   spi.exec("SELECT EXISTS (SELECT 1 FROM ivm.views WHERE mode = 'wal'), "
            "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = " + quote_literal(slot) + ")");
@@ -182,14 +182,24 @@ void catch_up(pg::Spi& spi) {
   }
   RepOriginId origin = pg_call([&] { return replorigin_by_name(slot.c_str(), true); });
   if (!wal_views) {
-    // The last view in mode wal is gone: nothing needs the slot, which would
-    // otherwise keep WAL forever.  The next view in mode wal creates it anew.
-    if (owned) return;  // this transaction applied through it: next time
+    // The last view in mode wal is gone (drop_view caught up before): nothing
+    // needs the slot, which would otherwise keep WAL forever.  The next view
+    // in mode wal creates it anew.  Left to a role allowed to drop it.
+    bool allowed = pg_call([] { return superuser() || has_rolreplication(GetUserId()); });
+    if (owned || !allowed) return;
     spi.exec_once("SELECT pg_catalog.pg_drop_replication_slot(" + quote_literal(slot) + ")");
     if (origin != InvalidRepOriginId) pg_call([&] { replorigin_drop_by_name(slot.c_str(), true, false); });
     spi.exec_once("DELETE FROM ivm.wal_state WHERE slot = " + quote_literal(slot));
     return;
   }
+  // Only an apply that consumes a WAL-captured delta table needs the WAL
+  // before it (the others read delta tables that triggers or ivm fill).
+  bool needed = false;
+  for (std::uint32_t r : catalog::delta_closure(spi, relations)) {
+    const catalog::DeltaTable* dt = catalog::delta_table(spi, r);
+    needed = needed || (dt && dt->from_wal);
+  }
+  if (!needed) return;
   check_wal_level();
   pg::PinnedSearchPath pinned;
   if (origin == InvalidRepOriginId) origin = pg_call([&] { return replorigin_create(slot.c_str()); });

@@ -10,7 +10,9 @@
 #pragma once
 #include "pg/spi.hpp"
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ivm::wal {
 
@@ -27,11 +29,12 @@ std::string slot_name();
 // that no apply drops the slot before the new view commits.
 void prepare(pg::Spi& spi);
 
-// catch_up: decodes what committed since the last apply and appends the
-// changes of WAL-captured tables that the apply's snapshot sees to their
-// delta tables; records the progress with the transaction.  Runs inside
-// apply_relations, under the appliers' lock and in its snapshot.  Drops the
-// slot and origin once no view in mode 'wal' is left.
-void catch_up(pg::Spi& spi);
+// catch_up: before an apply of `relations` consumes a WAL-captured delta
+// table, decodes what committed since the last apply and appends the changes
+// of WAL-captured tables that the apply's snapshot sees to their delta tables;
+// records the progress with the transaction.  Runs inside apply_relations,
+// under the appliers' lock and in its snapshot.  Drops the slot and origin
+// once no view in mode 'wal' is left.
+void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations);
 
 }  // namespace ivm::wal
