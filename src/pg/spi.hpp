@@ -44,6 +44,8 @@ class Spi {
   // fresh_plans: plan every statement anew (large batches: a plan cached for
   // a one-row change would probe where it should hash).
   void fresh_plans(bool on) { fresh_plans_ = on; }
+  // snapshot: the one a SnapshotScope pins (nullptr outside of one).
+  Snapshot snapshot() const { return snapshot_; }
 
  private:
   friend class SnapshotScope;
