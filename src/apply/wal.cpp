@@ -189,7 +189,10 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
     if (owned || !allowed) return;
     spi.exec_once("SELECT pg_catalog.pg_drop_replication_slot(" + quote_literal(slot) + ")");
     if (origin != InvalidRepOriginId) pg_call([&] { replorigin_drop_by_name(slot.c_str(), true, false); });
-    spi.exec_once("DELETE FROM ivm.wal_state WHERE slot = " + quote_literal(slot));
+    {
+      catalog::AsCatalogOwner owner;  // ivm's catalog is written by ivm alone
+      spi.exec_once("DELETE FROM ivm.wal_state WHERE slot = " + quote_literal(slot));
+    }
     return;
   }
   // Only an apply that consumes a WAL-captured delta table needs the WAL
@@ -332,6 +335,7 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
     ahead_list += (ahead_list.empty() ? "" : ",") + std::to_string(a.xid) + ":" + std::to_string(a.end);
   // Written every time: the commit that carries the origin's progress needs
   // a transaction id, and ivm.status reads how fresh the views are from here.
+  catalog::AsCatalogOwner owner;  // ivm's catalog is written by ivm alone
   spi.exec_once("INSERT INTO ivm.wal_state AS w (slot, applied_lsn, caught_up_at, ahead) VALUES (" +
                 quote_literal(slot) + ", " + quote_literal(lsn_text(prefix)) + ", " + quote_literal(caught_up_at) +
                 ", " + (ahead_list.empty() ? std::string("NULL") : "string_to_array(" + quote_literal(ahead_list) + ", ',')") +
