@@ -217,7 +217,7 @@ const CaptureTrigger kTriggers[] = {
     {"ivm_capture_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS ivm_new FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
     {"ivm_capture_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS ivm_old NEW TABLE AS ivm_new FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
     {"ivm_capture_del", "AFTER DELETE ON %s REFERENCING OLD TABLE AS ivm_old FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
-    {"ivm_capture_row", "AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION ivm.capture_row()", 'R', true},
+    {"ivm_capture_row", "AFTER INSERT OR DELETE OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION ivm.capture_row()", 'R', true},
     {"ivm_capture_trunc", "AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', false},
     {"ivm_capture_btrunc", "BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', false},
 };
@@ -228,6 +228,7 @@ void sync_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
   // ivm creates and drops them itself (dropping a trigger takes the table's
   // owner); create_view checked that the caller holds the TRIGGER privilege.
   AsCatalogOwner owner;
+  pg::PinnedSearchPath pinned;  // pg_get_triggerdef then qualifies names as relation_name() does
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
   if (spi.rows() == 0) return;
   spi.exec_once("SELECT count(*) > 0, coalesce(bool_or(v.mode = 'immediate'), false), "
@@ -238,19 +239,25 @@ void sync_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
   std::string rel = relation_name(relid);
   for (const auto& t : kTriggers) {
     bool want = t.dml ? dml : any;
-    spi.exec_once("SELECT tgenabled::text FROM pg_catalog.pg_trigger WHERE tgrelid = " + oid_text(relid) +
-                  " AND tgname = '" + t.name + "'");
+    spi.exec_once("SELECT tgenabled::text, pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger WHERE tgrelid = " +
+                  oid_text(relid) + " AND tgname = '" + t.name + "'");
     bool exists = spi.rows() > 0;
     std::string enabled = exists ? spi.text(0, 1) : "";
+    std::string def = t.definition;
+    def.replace(def.find("%s"), 2, rel);
+    bool ours = exists && spi.text(0, 2) == std::string("CREATE TRIGGER ") + t.name + " " + def;
     if (!want) {
-      if (exists) spi.exec_once(std::string("DROP TRIGGER ") + t.name + " ON " + rel);
+      if (ours) spi.exec_once(std::string("DROP TRIGGER ") + t.name + " ON " + rel);
       continue;
     }
-    if (!exists) {
-      std::string def = t.definition;
-      def.replace(def.find("%s"), 2, rel);
-      spi.exec_once(std::string("CREATE TRIGGER ") + t.name + " " + def);
-    }
+    if (exists && !ours)
+      // Someone's trigger under ivm's name (ivm.capture() trusts the name):
+      // it might capture other events, or only some changes.
+      throw Error(ERRCODE_DUPLICATE_OBJECT, std::string("trigger \"") + t.name + "\" for relation " + rel + " is not ivm's",
+                  "ivm captures the table's changes with a trigger of that name, defined as: CREATE TRIGGER " +
+                      std::string(t.name) + " " + def + ".",
+                  "Drop or rename that trigger.");
+    if (!exists) spi.exec_once(std::string("CREATE TRIGGER ") + t.name + " " + def);
     if (enabled != std::string(1, t.enabled))
       spi.exec_once("ALTER TABLE " + rel + (t.enabled == 'A' ? " ENABLE ALWAYS TRIGGER " : " ENABLE REPLICA TRIGGER ") +
                     t.name);
