@@ -228,6 +228,7 @@ void sync_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
   // ivm creates and drops them itself (dropping a trigger takes the table's
   // owner); create_view checked that the caller holds the TRIGGER privilege.
   AsCatalogOwner owner;
+  OwnDdl own;
   pg::PinnedSearchPath pinned;  // pg_get_triggerdef then qualifies names as relation_name() does
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
   if (spi.rows() == 0) return;
@@ -335,6 +336,15 @@ void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vecto
 }
 
 }  // namespace
+
+namespace {
+int own_ddl_depth = 0;
+}
+OwnDdl::OwnDdl() { ++own_ddl_depth; }
+OwnDdl::~OwnDdl() {
+  if (own_ddl_depth > 0) --own_ddl_depth;
+}
+bool OwnDdl::active() { return own_ddl_depth > 0; }
 
 std::uint64_t catalog_generation() {
   watch_catalog();

@@ -87,6 +87,18 @@ std::vector<std::uint32_t> base_tables(pg::Spi& spi, std::uint32_t view);
 // IDENTITY FULL, so that decoding sees whole old rows.  Run before locking it.
 void full_replica_identity(pg::Spi& spi, std::uint32_t relid);
 
+// OwnDdl: while alive, ivm's DDL event triggers let ivm's own statements
+// through (sync_capture_triggers adds and drops its triggers as the modes of
+// a table's readers change; the guards are there for everyone else's DDL).
+class OwnDdl {
+ public:
+  OwnDdl();
+  ~OwnDdl();
+  OwnDdl(const OwnDdl&) = delete;
+  OwnDdl& operator=(const OwnDdl&) = delete;
+  static bool active();
+};
+
 // repair_restored: a view table whose guard trigger is being created while
 // the view is already in ivm's catalog was restored from a dump (triggers come
 // after the data): what a dump does not carry is made again, the pg_depend

@@ -345,6 +345,7 @@ EventTriggerData* event_data(FunctionCallInfo fcinfo, const char* function) {
 
 IVM_FUNCTION(ivm_on_ddl_start) {
   Node* tree = event_data(fcinfo, "ivm.on_ddl_start()")->parsetree;
+  if (catalog::OwnDdl::active()) return PointerGetDatum(nullptr);
   // Most DDL is none of ivm's business: decide that before connecting to SPI.
   if (IsA(tree, CreateStmt) && reinterpret_cast<CreateStmt*>(tree)->inhRelations == NIL) return PointerGetDatum(nullptr);
   if (!IsA(tree, CreateStmt) && !IsA(tree, DropStmt) && !IsA(tree, AlterTableStmt) && !IsA(tree, RenameStmt))
