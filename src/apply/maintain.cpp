@@ -129,6 +129,13 @@ std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
       c[static_cast<int>(i)] = it->second;
     }
     if (c.empty()) continue;
+    // An immediate view downstream of an apply is maintained like a writer
+    // maintains it: its key locks first, then statements that see what
+    // committed meanwhile.  Under the apply's one snapshot it would miss the
+    // change of a writer of its other inputs who committed after that
+    // snapshot but maintained the view before this apply changed its input.
+    std::optional<pg::SnapshotPause> fresh;
+    if (phase == Phase::Apply && !v.deferred) fresh.emplace(spi);
     std::uint64_t n = apply_one(spi, v.plan, c, phase == Phase::Apply && v.deferred);
     total += n;
     if (n > 0 && (read_by_views.count(v.oid) || (phase == Phase::Write && catalog::delta_table(spi, v.oid)))) {

@@ -49,6 +49,7 @@ class Spi {
 
  private:
   friend class SnapshotScope;
+  friend class SnapshotPause;
   MemoryContext cxt_;
   std::vector<Tuplestorestate*> stores_;  // captured results, ended with the connection
   Snapshot snapshot_ = nullptr;  // when set, every statement runs in it
@@ -66,6 +67,20 @@ class SnapshotScope {
 
  private:
   Spi& spi_;
+};
+
+// SnapshotPause: while alive, the connection's statements take fresh
+// snapshots again, as outside of a SnapshotScope.
+class SnapshotPause {
+ public:
+  explicit SnapshotPause(Spi& spi);
+  ~SnapshotPause();
+  SnapshotPause(const SnapshotPause&) = delete;
+  SnapshotPause& operator=(const SnapshotPause&) = delete;
+
+ private:
+  Spi& spi_;
+  Snapshot saved_;
 };
 
 // ScopedSetting: sets a configuration parameter while alive (a GUC nest
