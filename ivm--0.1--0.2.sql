@@ -35,6 +35,25 @@ SELECT pg_catalog.pg_extension_config_dump('ivm.delta_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('ivm.apply_stats', '');
 SELECT pg_catalog.pg_extension_config_dump('ivm.internal_seq', '');
 
+-- Mode wal: how far the database's slot ivm_<database oid> is applied.  The
+-- replication origin of the same name holds the position applied for good
+-- (advanced by each apply's commit, crash-safe); this row, written by the same
+-- commits, repeats it for ivm.status, says when the apply caught up, and lists
+-- the transactions already applied past one that was committing while the
+-- apply took its snapshot ('xid:end lsn', see apply/wal.cpp).  Written by ivm
+-- alone (as the owner of its catalog), readable by all.
+CREATE TABLE ivm.wal_state (
+    slot         text PRIMARY KEY,
+    applied_lsn  pg_lsn NOT NULL,
+    caught_up_at timestamptz NOT NULL,
+    ahead        text[]
+);
+GRANT SELECT ON ivm.wal_state TO PUBLIC;
+
+-- Row trigger for the changes of a subscription's apply worker (ENABLE REPLICA).
+CREATE FUNCTION ivm.capture_row() RETURNS trigger
+AS 'MODULE_PATHNAME', 'ivm_capture_row' LANGUAGE C;
+
 -- delta_pending: per delta table, the changes waiting in it and the capture
 -- time of the oldest.  Each table is read once, however many views read it.
 -- Counts only; security definer, as the delta tables are ivm's.
@@ -67,20 +86,33 @@ CREATE VIEW ivm.status AS
 WITH RECURSIVE reads(viewid, relid) AS (
     SELECT d.viewid, d.relid FROM ivm.dependencies d
     UNION SELECT r.viewid, d.relid FROM reads r JOIN ivm.dependencies d ON d.viewid = r.relid),
-pending AS MATERIALIZED (SELECT * FROM ivm.delta_pending())
+pending AS MATERIALIZED (SELECT * FROM ivm.delta_pending()),
+-- Mode wal: WAL written since the last catch-up (an upper bound of what the
+-- views may still miss, in bytes) and the time since then.
+wal AS MATERIALIZED (
+    SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(),
+                                      coalesce(w.applied_lsn, s.confirmed_flush_lsn))::bigint AS bytes,
+           pg_catalog.clock_timestamp() - w.caught_up_at AS lag
+    FROM pg_catalog.pg_replication_slots s LEFT JOIN ivm.wal_state w ON w.slot = s.slot_name
+    WHERE s.slot_name = 'ivm_' || (SELECT d.oid FROM pg_catalog.pg_database d
+                                   WHERE d.datname = pg_catalog.current_database()))
 SELECT v.viewid::regclass AS view,
        v.mode,
        pg_catalog.pg_stat_get_live_tuples(v.viewid) AS rows,
        coalesce(p.changes, 0) AS pending_changes,
        p.oldest AS oldest_pending,
        CASE WHEN v.mode = 'immediate' THEN interval '0'
+            WHEN v.mode = 'wal' THEN greatest(coalesce(pg_catalog.clock_timestamp() - p.oldest, interval '0'),
+                                              (SELECT wal.lag FROM wal))
             ELSE coalesce(pg_catalog.clock_timestamp() - p.oldest, interval '0') END AS lag,
        s.last_apply,
        s.last_duration,
        coalesce(s.applies, 0) AS applies,
        coalesce(s.failures, 0) AS failures,
        CASE WHEN pg_catalog.has_table_privilege(v.viewid, 'SELECT') THEN s.last_error END AS last_error,
-       s.last_error_at
+       s.last_error_at,
+       CASE WHEN v.mode = 'wal' THEN greatest((SELECT wal.bytes FROM wal), 0) END AS wal_lag_bytes,
+       CASE WHEN v.mode = 'wal' THEN (SELECT wal.lag FROM wal) END AS wal_lag
 FROM ivm.views v
 LEFT JOIN ivm.apply_stats s USING (viewid)
 LEFT JOIN LATERAL (SELECT sum(pd.changes)::bigint AS changes, min(pd.oldest) AS oldest

@@ -1,5 +1,6 @@
 // functions.cpp: the SQL-callable API.  Thin: check arguments, delegate.
 #include "apply/maintain.hpp"
+#include "apply/wal.hpp"
 #include "apply/worker.hpp"
 #include "capture/statement.hpp"
 #include "catalog/catalog.hpp"
@@ -51,6 +52,7 @@ void _PG_init(void) {
   capture::install_hooks();
   catalog::progress_init();  // before worker_init, which reserves the "ivm." prefix
   apply::worker_init();
+  wal::init();
 }
 
 IVM_FUNCTION(ivm_create_view) {
@@ -58,6 +60,7 @@ IVM_FUNCTION(ivm_create_view) {
   std::string query = text_arg(fcinfo, 1, "query");
   std::string mode = PG_ARGISNULL(2) ? "immediate" : text_arg(fcinfo, 2, "mode");
   pg::Spi spi;
+  if (mode == "wal") wal::prepare(spi);  // before anything is written
   std::uint32_t oid = catalog::create_view(spi, name, query, mode);
   return ObjectIdGetDatum(oid);
 }
@@ -130,7 +133,7 @@ IVM_FUNCTION(ivm_apply_deltas) {
   std::string duration = std::to_string(secs) + " seconds " + std::to_string(usecs) + " microseconds";
   catalog::AsCatalogOwner owner;
   spi.exec_once("INSERT INTO ivm.apply_stats AS s (viewid, last_apply, last_duration, applies) "
-                "SELECT viewid, pg_catalog.now(), '" + duration + "'::interval, 1 FROM ivm.views WHERE mode = 'deferred'" +
+                "SELECT viewid, pg_catalog.now(), '" + duration + "'::interval, 1 FROM ivm.views WHERE mode <> 'immediate'" +
                 (view ? " AND viewid = " + std::to_string(view) : std::string()) +
                 " ON CONFLICT (viewid) DO UPDATE SET last_apply = EXCLUDED.last_apply, "
                 "last_duration = EXCLUDED.last_duration, applies = s.applies + 1");
@@ -145,8 +148,14 @@ IVM_FUNCTION(ivm_set_mode) {
   check_owner(view, name);
   std::string old = catalog::view_mode(spi, view);
   if (old != mode) {
+    if (mode == "wal") {
+      wal::prepare(spi);  // before anything is written
+      for (std::uint32_t t : catalog::base_tables(spi, view)) catalog::full_replica_identity(spi, t);
+    }
     // Writers wait while the mode changes: every change is then either
-    // maintained by its writer or found in a delta table, never both.
+    // maintained by its writer or found in a delta table, never both (in
+    // mode wal: decoded from WAL from this transaction's commit on; what
+    // committed before is applied here).
     catalog::lock_base_tables(spi, view);
     // Leaving deferred: catch up.  Entering it: the changes other deferred
     // views still wait for are already in this view, so they are applied now

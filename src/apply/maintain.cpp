@@ -1,5 +1,6 @@
 // maintain.cpp: runs each view's delta steps in dependency order.
 #include "apply/maintain.hpp"
+#include "apply/wal.hpp"
 #include "catalog/catalog.hpp"
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
@@ -12,10 +13,6 @@
 #include <unordered_map>
 
 namespace ivm::apply {
-
-namespace {
-constexpr long long kApplyLockKey = 0x69766d6170706c79;  // "ivmapply"
-}
 
 namespace {
 
@@ -86,8 +83,11 @@ void record_rows(pg::Spi& spi, std::uint32_t relation, const std::string& from, 
   spi.exec("INSERT INTO " + dt->name + " (" + cols + "__m) SELECT " + cols + m + " FROM " + from);
 }
 
-// record: appends a relation's change to its delta table.
+// record: appends a relation's change to its delta table.  Not for a
+// WAL-captured one: its delta table is filled from WAL (wal.cpp).
 void record(pg::Spi& spi, std::uint32_t relation, const plan::DeltaSource& d) {
+  const catalog::DeltaTable* dt = catalog::delta_table(spi, relation);
+  if (!dt || dt->from_wal) return;
   if (!d.inserted.empty()) record_rows(spi, relation, d.inserted, "1");
   if (!d.deleted.empty()) record_rows(spi, relation, d.deleted, "-1");
   if (!d.bag.empty()) record_rows(spi, relation, d.bag, "__m");
@@ -129,6 +129,13 @@ std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
       c[static_cast<int>(i)] = it->second;
     }
     if (c.empty()) continue;
+    // An immediate view downstream of an apply is maintained like a writer
+    // maintains it: its key locks first, then statements that see what
+    // committed meanwhile.  Under the apply's one snapshot it would miss the
+    // change of a writer of its other inputs who committed after that
+    // snapshot but maintained the view before this apply changed its input.
+    std::optional<pg::SnapshotPause> fresh;
+    if (phase == Phase::Apply && !v.deferred) fresh.emplace(spi);
     std::uint64_t n = apply_one(spi, v.plan, c, phase == Phase::Apply && v.deferred);
     total += n;
     if (n > 0 && (read_by_views.count(v.oid) || (phase == Phase::Write && catalog::delta_table(spi, v.oid)))) {
@@ -162,6 +169,8 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
   // tables read must describe the same moment, or a change committed in
   // between would be joined twice.
   pg::SnapshotScope snapshot(spi);
+  // Changes of WAL-captured tables that the snapshot sees join the delta tables.
+  wal::catch_up(spi, relations);
   Changed changed;
   std::uint64_t consumed = 0;
   for (std::uint32_t r : catalog::delta_closure(spi, relations)) {
@@ -228,7 +237,7 @@ std::uint64_t refresh(pg::Spi& spi, std::uint32_t view) {
   pg::PinnedSearchPath pinned;
   // No writer may slip between the rebuild and the deltas still pending.
   catalog::lock_base_tables(spi, view);
-  if (catalog::view_mode(spi, view) == "deferred") apply_deltas(spi, view);
+  if (catalog::view_mode(spi, view) != "immediate") apply_deltas(spi, view);
   plan::ViewPlan p = catalog::load_plan(spi, view);
   rebuild(spi, view, p);
   std::uint64_t rows = 0;
@@ -243,7 +252,12 @@ void refresh_dependents(pg::Spi& spi, std::uint32_t relation) {
   pg::PinnedSearchPath pinned;
   for (const auto& v : catalog::dependents(spi, relation)) {
     // Deferred views catch up through their delta tables (record_truncate).
-    if (!v.deferred) rebuild(spi, v.oid, v.plan);
+    if (v.deferred) continue;
+    // A rebuilt view that deferred (or wal) views read hands them its old
+    // and new rows: no concurrent writer may change it in between, or its
+    // change would be in the new rows and in its own delta too.
+    if (catalog::delta_table(spi, v.oid)) catalog::lock_base_tables(spi, v.oid);
+    rebuild(spi, v.oid, v.plan);
   }
 }
 

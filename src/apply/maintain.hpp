@@ -11,6 +11,9 @@
 
 namespace ivm::apply {
 
+// The appliers' transaction-level advisory lock: one apply at a time.
+constexpr long long kApplyLockKey = 0x69766d6170706c79;  // "ivmapply"
+
 // MaintenanceScope: while alive, ivm's own writes to the table of `view`
 // pass the guard trigger that refuses users' direct changes.  Only the view
 // being maintained right now (the innermost scope) is open: code that runs

@@ -1,4 +1,5 @@
-// worker.cpp: the background worker that applies deferred views.
+// worker.cpp: the background worker that applies deferred views (and views in
+// mode wal: each apply first catches up with WAL, apply/wal.cpp).
 //
 // Loaded with shared_preload_libraries = 'ivm', it starts one worker per
 // database listed in ivm.databases; each calls ivm.apply_deltas() every
@@ -74,7 +75,7 @@ bool run_in_transaction(const char* sql, char** error, Datum* args = nullptr, Oi
 void record_failure(const char* view_filter, const char* message) {
   char* sql = psprintf(
       "INSERT INTO ivm.apply_stats AS s (viewid, failures, last_error, last_error_at) "
-      "SELECT viewid, 1, $1, now() FROM ivm.views WHERE mode = 'deferred' %s "
+      "SELECT viewid, 1, $1, now() FROM ivm.views WHERE mode <> 'immediate' %s "
       "ON CONFLICT (viewid) DO UPDATE SET failures = s.failures + 1, last_error = EXCLUDED.last_error, "
       "last_error_at = EXCLUDED.last_error_at",
       view_filter);
@@ -91,7 +92,7 @@ void apply_each() {
   StartTransactionCommand();
   PushActiveSnapshot(GetTransactionSnapshot());
   if (SPI_connect() == SPI_OK_CONNECT) {
-    if (SPI_execute("SELECT viewid::oid::text FROM ivm.views WHERE mode = 'deferred' ORDER BY level, viewid", true, 0) ==
+    if (SPI_execute("SELECT viewid::oid::text FROM ivm.views WHERE mode <> 'immediate' ORDER BY level, viewid", true, 0) ==
         SPI_OK_SELECT) {
       MemoryContext old = MemoryContextSwitchTo(cxt);
       for (uint64 i = 0; i < SPI_processed; i++)

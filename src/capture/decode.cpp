@@ -61,6 +61,10 @@ struct Options {
   bool all_views = true;
   std::vector<ViewName> views;
   bool include_base = false;
+  // internal 'apply': the stream ivm's own WAL-mode applier reads (wal.cpp),
+  // not a consumer's: the changes of WAL-captured base tables (see
+  // write_captured), nothing of views.
+  bool internal_apply = false;
 };
 
 // Target: a relation whose changes the stream carries, and how it is named there.
@@ -177,6 +181,12 @@ Options parse_options(List* defs) {
                     "invalid value for option \"include-base\": \"" + std::string(value) + "\"", "",
                     "Use true or false.");
       o.include_base = b;
+    } else if (name == "internal") {
+      if (!value || std::string(value) != "apply")
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                    "invalid value for option \"internal\": \"" + std::string(value ? value : "") + "\"", "",
+                    "Option \"internal\" is for ivm's own applier; its only value is apply.");
+      o.internal_apply = true;
     } else if (name == "format") {
       if (!value || std::string(value) != "json")
         throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -202,6 +212,7 @@ struct CatalogRows {
   int nviews;
   Oid* view;
   bool* internal;
+  bool* wal;         // mode 'wal'
   char** nsp;        // view's schema
   char** relname;    // view's name
   char** qualified;  // both, quoted as needed
@@ -257,24 +268,29 @@ CatalogRows* read_catalog() {
 
   Relation rel = table_open(r->views_rel, AccessShareLock);
   TupleDesc desc = RelationGetDescr(rel);
-  AttrNumber a_view = column(desc, "viewid"), a_internal = column(desc, "internal");
+  AttrNumber a_view = column(desc, "viewid"), a_internal = column(desc, "internal"), a_mode = column(desc, "mode");
   int cap = 16;
   r->view = static_cast<Oid*>(palloc(sizeof(Oid) * cap));
   r->internal = static_cast<bool*>(palloc(sizeof(bool) * cap));
+  r->wal = static_cast<bool*>(palloc(sizeof(bool) * cap));
   SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 0, nullptr);
   HeapTuple tuple;
   while (HeapTupleIsValid(tuple = systable_getnext(scan))) {
     bool null1, null2;
     Datum view = heap_getattr(tuple, a_view, desc, &null1);
     Datum internal = heap_getattr(tuple, a_internal, desc, &null2);
+    bool null3;
+    Datum mode = heap_getattr(tuple, a_mode, desc, &null3);
     if (null1) continue;
     if (r->nviews == cap) {
       cap *= 2;
       resize(r->view, cap);
       resize(r->internal, cap);
+      resize(r->wal, cap);
     }
     r->view[r->nviews] = DatumGetObjectId(view);
     r->internal[r->nviews] = !null2 && DatumGetBool(internal);
+    r->wal[r->nviews] = !null3 && strcmp(TextDatumGetCString(mode), "wal") == 0;
     r->nviews++;
   }
   systable_endscan(scan);
@@ -348,6 +364,19 @@ void build_targets(State& s) {
   s.watched.clear();
   s.watched.insert(r->views_rel);
   s.watched.insert(r->deps_rel);
+  if (s.options.internal_apply) {
+    // WAL-captured: the base tables (not views: ivm records a view's own
+    // changes as it makes them) that some view in mode 'wal' reads directly.
+    std::unordered_set<Oid> wal_views;
+    for (int i = 0; i < r->nviews; i++)
+      if (r->wal[i]) wal_views.insert(r->view[i]);
+    for (int i = 0; i < r->ndeps; i++)
+      if (!r->dep_is_view[i] && wal_views.count(r->dep_view[i]) && r->dep_qualified[i])
+        s.targets[r->dep_rel[i]] = Target{false, r->dep_qualified[i]};
+    s.loaded_once = true;
+    pg_call([&] { MemoryContextReset(s.cxt); });
+    return;
+  }
   std::vector<bool> matched(s.options.views.size(), false);
   std::vector<Oid> selected;
   for (int i = 0; i < r->nviews; i++) {
@@ -607,6 +636,85 @@ void write_change(LogicalDecodingContext* ctx, State& s, ReorderBufferTXN* txn, 
   OutputPluginWrite(ctx, true);
 }
 
+// append_text_row: {"column":"text",...} of a decoded row, for the internal
+// stream: every value as its type's text output (null for NULL), which the
+// applier casts back with the type's input function, so any type survives the
+// trip exactly (both run in the applier's session, with the same settings).
+// A large value an update left untouched comes from the old row (replica
+// identity FULL logs it whole); without it the row cannot be rebuilt.
+void append_text_row(StringInfo out, Relation rel, HeapTuple tuple, HeapTuple old) {
+  TupleDesc desc = RelationGetDescr(rel);
+  appendStringInfoChar(out, '{');
+  bool first = true;
+  for (int i = 0; i < desc->natts; i++) {
+    Form_pg_attribute att = TupleDescAttr(desc, i);
+    if (att->attisdropped) continue;
+    bool null;
+    Datum value = heap_getattr(tuple, i + 1, desc, &null);
+    if (!null && unchanged_toast(att, value)) {
+      bool old_null = true;
+      if (old) value = heap_getattr(old, i + 1, desc, &old_null);
+      if (old_null || unchanged_toast(att, value))
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("update of table \"%s\" read by a view in mode wal lacks the value of column \"%s\"",
+                               RelationGetRelationName(rel), NameStr(att->attname)),
+                        errdetail("The table's replica identity is not FULL."),
+                        errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL and rebuild its views with ivm.refresh().",
+                                RelationGetRelationName(rel))));
+    }
+    if (!first) appendStringInfoChar(out, ',');
+    first = false;
+    escape_json(out, NameStr(att->attname));
+    appendStringInfoChar(out, ':');
+    if (null)
+      appendStringInfoString(out, "null");
+    else
+      escape_json(out, output_text(value, att->atttypid));
+  }
+  appendStringInfoChar(out, '}');
+}
+
+void write_captured_row(LogicalDecodingContext* ctx, Relation rel, HeapTuple tuple, HeapTuple old, int sign) {
+  OutputPluginPrepareWrite(ctx, true);
+  appendStringInfo(ctx->out, "{\"r\":%u,\"m\":%d,\"d\":", RelationGetRelid(rel), sign);
+  append_text_row(ctx->out, rel, tuple, old);
+  appendStringInfoChar(ctx->out, '}');
+  OutputPluginWrite(ctx, true);
+}
+
+// write_captured: one change of a WAL-captured base table for ivm's applier,
+// as rows of its delta table: an insert is +new, a delete -old, an update
+// -old +new.  Old rows must be whole: create_view gives the tables that wal
+// views read REPLICA IDENTITY FULL, and a change without its old row is an
+// error rather than a silently wrong view.
+void write_captured(LogicalDecodingContext* ctx, State& s, Relation rel, ReorderBufferChange* change) {
+  HeapTuple old_row = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : nullptr;
+  HeapTuple new_row = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : nullptr;
+  if (change->action != REORDER_BUFFER_CHANGE_INSERT &&
+      (!old_row || rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL))
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("change of table \"%s\" read by a view in mode wal carries no whole old row",
+                           RelationGetRelationName(rel)),
+                    errdetail("The table's replica identity is not FULL."),
+                    errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL and rebuild its views with ivm.refresh().",
+                            RelationGetRelationName(rel))));
+  s.begun = true;
+  switch (change->action) {
+    case REORDER_BUFFER_CHANGE_INSERT:
+      if (new_row) write_captured_row(ctx, rel, new_row, nullptr, 1);
+      break;
+    case REORDER_BUFFER_CHANGE_UPDATE:
+      write_captured_row(ctx, rel, old_row, nullptr, -1);
+      if (new_row) write_captured_row(ctx, rel, new_row, old_row, 1);
+      break;
+    case REORDER_BUFFER_CHANGE_DELETE:
+      write_captured_row(ctx, rel, old_row, nullptr, -1);
+      break;
+    default:
+      break;
+  }
+}
+
 // report_progress: tells the walsender how far decoding got every hundred
 // changes and at each commit, also when nothing was written, so that a long
 // stretch of changes this stream leaves out neither times the connection out
@@ -685,7 +793,10 @@ void on_change(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation rel,
     auto it = s.targets.find(relid);
     if (it == s.targets.end()) return;
     const Target& t = it->second;
-    write_record(s, [&] { write_change(ctx, s, txn, t, rel, change); });
+    if (s.options.internal_apply)
+      write_record(s, [&] { write_captured(ctx, s, rel, change); });
+    else
+      write_record(s, [&] { write_change(ctx, s, txn, t, rel, change); });
   });
 }
 
@@ -693,6 +804,10 @@ void on_truncate(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, int nrelati
                  ReorderBufferChange*) {
   pg::cpp_callback([&] {
     State& s = state(ctx);
+    // The applier learns of a TRUNCATE from the table's BEFORE TRUNCATE
+    // trigger, which records the vanishing rows in the delta table in the
+    // truncating transaction (decoding no longer sees them).
+    if (s.options.internal_apply) return;
     if (!s.catalog_valid) load_catalog(s);
     for (int i = 0; i < nrelations; i++) {
       auto it = s.targets.find(RelationGetRelid(relations[i]));
@@ -714,7 +829,18 @@ void on_commit(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecPtr co
     s.begun = false;
     write_record(s, [&] {
       report_progress(ctx, s, !begun);
-      if (begun) write_xact(ctx, "commit", txn->xid, commit_lsn, txn->xact_time.commit_time, true);
+      if (begun && s.options.internal_apply) {
+        // The row's lsn is the end of the commit record, its xid the
+        // transaction's: what the applier needs to order and skip.
+        OutputPluginPrepareWrite(ctx, true);
+        appendStringInfoString(ctx->out, "{\"c\":");
+        escape_json(ctx->out,
+                    JsonEncodeDateTime(nullptr, TimestampTzGetDatum(txn->xact_time.commit_time), TIMESTAMPTZOID, nullptr));
+        appendStringInfoChar(ctx->out, '}');
+        OutputPluginWrite(ctx, true);
+      } else if (begun) {
+        write_xact(ctx, "commit", txn->xid, commit_lsn, txn->xact_time.commit_time, true);
+      }
     });
   });
 }

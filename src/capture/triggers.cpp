@@ -1,11 +1,18 @@
 // triggers.cpp: immediate-mode capture.  One set of AFTER ... FOR EACH
 // STATEMENT triggers per base table, with transition tables, serves every
 // view that reads the table; a BEFORE trigger on each view table refuses
-// direct changes by users.
+// direct changes by users.  A row trigger does the same for the changes a
+// subscription's apply worker makes, which fires no statement trigger.
 #include "apply/maintain.hpp"
 #include "capture/statement.hpp"
 #include "catalog/catalog.hpp"
 #include "pg/spi.hpp"
+
+extern "C" {
+#include "catalog/pg_subscription_rel.h"
+#include "replication/logicalworker.h"
+#include "replication/worker_internal.h"
+}
 
 using namespace ivm;
 
@@ -89,15 +96,10 @@ bool ivms_own(const TriggerData* td) {
 
 }  // namespace
 
-IVM_FUNCTION(ivm_capture) {
-  if (!CALLED_AS_TRIGGER(fcinfo))
-    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture() must be called as a trigger");
-  auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (!ivms_own(td))
-    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                    std::string("ivm.capture() fired by trigger \"") + td->tg_trigger->tgname + "\", which is not ivm's",
-                    "ivm creates its capture triggers itself, when a view starts reading the table.",
-                    "Drop that trigger.");
+namespace {
+
+// capture_change: a statement's change of a base table (transition tables in td).
+Datum capture_change(TriggerData* td) {
   std::uint32_t relid = RelationGetRelid(td->tg_relation);
   if (!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && record_directly(td, relid)) return PointerGetDatum(nullptr);
   pg::Spi spi;
@@ -116,6 +118,80 @@ IVM_FUNCTION(ivm_capture) {
     plan::DeltaSource source{td->tg_newtable ? "ivm_new" : "", td->tg_oldtable ? "ivm_old" : "", ""};
     apply::propagate(spi, {{relid, source}}, apply::Phase::Write);
   }
+  return PointerGetDatum(nullptr);
+}
+
+}  // namespace
+
+IVM_FUNCTION(ivm_capture) {
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture() must be called as a trigger");
+  auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+  if (!ivms_own(td))
+    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                    std::string("ivm.capture() fired by trigger \"") + td->tg_trigger->tgname + "\", which is not ivm's",
+                    "ivm creates its capture triggers itself, when a view starts reading the table.",
+                    "Drop that trigger.");
+  return capture_change(td);
+}
+
+// ivm_capture_row: ENABLE REPLICA row trigger for a subscription's apply
+// worker, which fires row triggers only.  Each replicated row change is a
+// query of its own there (its AFTER triggers fire right after it), so the
+// row is captured as a statement that changed one row.  Anywhere else the
+// statement triggers (ENABLE ALWAYS) capture: in a session with
+// session_replication_role = replica, and for the initial copy of a table by
+// a subscription's table synchronization (COPY fires them, with the whole
+// copy in the transition table).
+IVM_FUNCTION(ivm_capture_row) {
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture_row() must be called as a trigger");
+  auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+  if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event))
+    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture_row() must be an AFTER ... FOR EACH ROW trigger");
+  bool replicating = pg::pg_call([] {
+    if (!IsLogicalWorker()) return false;
+    if (!am_tablesync_worker()) return true;
+    SpinLockAcquire(&MyLogicalRepWorker->relmutex);
+    char state = MyLogicalRepWorker->relstate;
+    SpinLockRelease(&MyLogicalRepWorker->relmutex);
+    return state != SUBREL_STATE_DATASYNC;
+  });
+  if (!replicating) return PointerGetDatum(nullptr);
+  TriggerData one = *td;
+  Trigger trigger = *td->tg_trigger;
+  one.tg_trigger = &trigger;
+  one.tg_newtable = one.tg_oldtable = nullptr;
+  pg::pg_call([&] {
+    HeapTuple new_row = nullptr, old_row = nullptr;
+    if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
+      new_row = td->tg_trigtuple;
+    } else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
+      old_row = td->tg_trigtuple;
+      new_row = td->tg_newtuple;
+    } else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
+      old_row = td->tg_trigtuple;
+    }
+    one.tg_event = td->tg_event & ~TRIGGER_EVENT_ROW;
+    auto store = [](HeapTuple row) {
+      Tuplestorestate* s = tuplestore_begin_heap(false, false, work_mem);
+      tuplestore_puttuple(s, row);
+      return s;
+    };
+    if (new_row) {
+      one.tg_newtable = store(new_row);
+      trigger.tgnewtable = const_cast<char*>("ivm_new");
+    }
+    if (old_row) {
+      one.tg_oldtable = store(old_row);
+      trigger.tgoldtable = const_cast<char*>("ivm_old");
+    }
+  });
+  capture_change(&one);
+  pg::pg_call([&] {
+    if (one.tg_newtable) tuplestore_end(one.tg_newtable);
+    if (one.tg_oldtable) tuplestore_end(one.tg_oldtable);
+  });
   return PointerGetDatum(nullptr);
 }
 

@@ -120,10 +120,7 @@ std::string fresh_name(pg::Spi& spi, const std::string& stem) {
 }
 
 std::string modes_check(const std::string& mode) {
-  if (mode == "immediate" || mode == "deferred") return mode;
-  if (mode == "wal")
-    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "mode \"wal\" is not available in this version of ivm", "",
-                "Use mode 'immediate' or 'deferred'.");
+  if (mode == "immediate" || mode == "deferred" || mode == "wal") return mode;
   throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid mode \"" + mode + "\"", "",
               "Valid modes are 'immediate', 'deferred' and 'wal'.");
 }
@@ -190,7 +187,7 @@ void ensure_delta_table(pg::Spi& spi, std::uint32_t relid, const std::vector<std
 void drop_unused_delta_tables(pg::Spi& spi) {
   AsCatalogOwner owner;
   spi.exec_once("SELECT relid::oid, name FROM ivm.delta_tables t WHERE NOT EXISTS (SELECT 1 FROM ivm.dependencies d "
-                "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND v.mode = 'deferred')");
+                "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND v.mode <> 'immediate')");
   std::vector<std::pair<std::string, std::string>> unused;
   for (uint64 i = 0; i < spi.rows(); ++i) unused.push_back({spi.text(i, 1), spi.text(i, 2)});
   for (const auto& [relid, name] : unused) {
@@ -199,49 +196,83 @@ void drop_unused_delta_tables(pg::Spi& spi) {
   }
 }
 
-const char* kTriggers[][2] = {
-    {"ivm_capture_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS ivm_new"},
-    {"ivm_capture_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS ivm_old NEW TABLE AS ivm_new"},
-    {"ivm_capture_del", "AFTER DELETE ON %s REFERENCING OLD TABLE AS ivm_old"},
-    {"ivm_capture_trunc", "AFTER TRUNCATE ON %s"},
-    {"ivm_capture_btrunc", "BEFORE TRUNCATE ON %s"},
+// The capture triggers of a base table, by who reads it.
+//  - Statement triggers (transition tables) capture DML for immediate views,
+//    and for deferred ones unless the table is WAL-captured.  ENABLE ALWAYS:
+//    they fire in sessions with session_replication_role = replica too, and
+//    for a subscription's initial table copy (COPY fires them).
+//  - A subscription's apply worker fires row triggers only (and only ENABLE
+//    ALWAYS or REPLICA ones), never statement triggers: ivm.capture_row(),
+//    ENABLE REPLICA, captures its rows where the statement triggers would.
+//  - TRUNCATE triggers for every reader (ENABLE ALWAYS, the apply worker
+//    fires them): immediate views are rebuilt, delta tables get the vanishing
+//    rows, WAL-captured ones included (decoding no longer sees them).
+struct CaptureTrigger {
+  const char* name;
+  const char* definition;  // %s: the table
+  char enabled;            // pg_trigger.tgenabled wanted
+  bool dml;                // only where DML is captured by triggers
+};
+const CaptureTrigger kTriggers[] = {
+    {"ivm_capture_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS ivm_new FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
+    {"ivm_capture_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS ivm_old NEW TABLE AS ivm_new FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
+    {"ivm_capture_del", "AFTER DELETE ON %s REFERENCING OLD TABLE AS ivm_old FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
+    {"ivm_capture_row", "AFTER INSERT OR DELETE OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION ivm.capture_row()", 'R', true},
+    {"ivm_capture_trunc", "AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', false},
+    {"ivm_capture_btrunc", "BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', false},
 };
 
-// The capture triggers are shared by every view reading the table, so ivm
-// creates and drops them itself (dropping a trigger takes the table's
-// owner); create_view checked that the caller holds the TRIGGER privilege.
-void add_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
+// sync_capture_triggers: gives base table relid the capture triggers its
+// readers need now (none once no view reads it).
+void sync_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
+  // ivm creates and drops them itself (dropping a trigger takes the table's
+  // owner); create_view checked that the caller holds the TRIGGER privilege.
   AsCatalogOwner owner;
+  OwnDdl own;
+  pg::PinnedSearchPath pinned;  // pg_get_triggerdef then qualifies names as relation_name() does
+  spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
+  if (spi.rows() == 0) return;
+  spi.exec_once("SELECT count(*) > 0, coalesce(bool_or(v.mode = 'immediate'), false), "
+                "coalesce(bool_or(v.mode = 'deferred'), false), coalesce(bool_or(v.mode = 'wal'), false) "
+                "FROM ivm.dependencies d JOIN ivm.views v USING (viewid) WHERE d.relid = " + oid_text(relid));
+  bool any = spi.boolean(0, 1), immediate = spi.boolean(0, 2), deferred = spi.boolean(0, 3), wal = spi.boolean(0, 4);
+  bool dml = immediate || (deferred && !wal);
   std::string rel = relation_name(relid);
   for (const auto& t : kTriggers) {
-    std::string when = t[1];
-    when.replace(when.find("%s"), 2, rel);
-    std::string create = std::string("CREATE TRIGGER ") + t[0] + " " + when +
-                         " FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()";
-    spi.exec_once("SELECT pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger WHERE tgrelid = " +
-                  oid_text(relid) + " AND tgname = '" + t[0] + "'");
-    if (spi.rows() == 0) {
-      spi.exec_once(create);
-    } else if (spi.text(0, 1) != create) {
+    bool want = t.dml ? dml : any;
+    spi.exec_once("SELECT tgenabled::text, pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger WHERE tgrelid = " +
+                  oid_text(relid) + " AND tgname = '" + t.name + "'");
+    bool exists = spi.rows() > 0;
+    std::string enabled = exists ? spi.text(0, 1) : "";
+    std::string def = t.definition;
+    def.replace(def.find("%s"), 2, rel);
+    bool ours = exists && spi.text(0, 2) == std::string("CREATE TRIGGER ") + t.name + " " + def;
+    if (!want) {
+      if (ours) spi.exec_once(std::string("DROP TRIGGER ") + t.name + " ON " + rel);
+      continue;
+    }
+    if (exists && !ours)
       // Someone's trigger under ivm's name (ivm.capture() trusts the name):
       // it might capture other events, or only some changes.
-      throw Error(ERRCODE_DUPLICATE_OBJECT,
-                  std::string("trigger \"") + t[0] + "\" for relation " + rel + " is not ivm's",
-                  std::string("ivm captures the table's changes with a trigger of that name, defined as: ") + create +
-                      ".",
+      throw Error(ERRCODE_DUPLICATE_OBJECT, std::string("trigger \"") + t.name + "\" for relation " + rel + " is not ivm's",
+                  "ivm captures the table's changes with a trigger of that name, defined as: CREATE TRIGGER " +
+                      std::string(t.name) + " " + def + ".",
                   "Drop or rename that trigger.");
-    }
+    if (!exists) spi.exec_once(std::string("CREATE TRIGGER ") + t.name + " " + def);
+    if (enabled != std::string(1, t.enabled))
+      spi.exec_once("ALTER TABLE " + rel + (t.enabled == 'A' ? " ENABLE ALWAYS TRIGGER " : " ENABLE REPLICA TRIGGER ") +
+                    t.name);
   }
 }
 
-void drop_capture_triggers_if_unused(pg::Spi& spi, std::uint32_t relid) {
-  AsCatalogOwner owner;
-  spi.exec_once("SELECT 1 FROM ivm.dependencies WHERE relid = " + oid_text(relid));
-  if (spi.rows() > 0) return;
-  spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
-  if (spi.rows() == 0) return;
-  std::string rel = relation_name(relid);
-  for (const auto& t : kTriggers) spi.exec_once(std::string("DROP TRIGGER IF EXISTS ") + t[0] + " ON " + rel);
+// family: the view and the internal views (subqueries) it owns, which share
+// its mode.
+std::vector<std::uint32_t> family(pg::Spi& spi, std::uint32_t view) {
+  spi.exec_once("WITH RECURSIVE f(viewid) AS (SELECT " + oid_text(view) +
+                "::oid UNION SELECT v.viewid::oid FROM ivm.views v JOIN f ON v.parent = f.viewid) SELECT viewid FROM f");
+  std::vector<std::uint32_t> out;
+  for (uint64 i = 0; i < spi.rows(); ++i) out.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  return out;
 }
 
 // rebase: makes the plan's oids current.  A dump restored into another
@@ -305,6 +336,15 @@ void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vecto
 }
 
 }  // namespace
+
+namespace {
+int own_ddl_depth = 0;
+}
+OwnDdl::OwnDdl() { ++own_ddl_depth; }
+OwnDdl::~OwnDdl() {
+  if (own_ddl_depth > 0) --own_ddl_depth;
+}
+bool OwnDdl::active() { return own_ddl_depth > 0; }
 
 std::uint64_t catalog_generation() {
   watch_catalog();
@@ -400,7 +440,9 @@ const CaptureRoute& capture_route(pg::Spi& spi, std::uint32_t relation) {
   const DeltaTable* cached = delta_table(spi, relation);
   std::optional<DeltaTable> copy;
   if (cached) copy = *cached;
-  if (const DeltaTable* dt = copy ? &*copy : nullptr) {
+  // A WAL-captured table's DML reaches its delta table from WAL: triggers
+  // record nothing.
+  if (const DeltaTable* dt = copy && !copy->from_wal ? &*copy : nullptr) {
     spi.exec("SELECT pg_catalog.to_regclass(" + quote_literal(dt->name) + ")::oid");
     r.delta = spi.is_null(0, 1) ? 0 : static_cast<std::uint32_t>(std::stoul(spi.text(0, 1)));
     for (const auto& c : dt->columns) {
@@ -421,10 +463,12 @@ const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation) {
   auto& cache = delta_cache();
   auto it = cache.find(relation);
   if (it == cache.end()) {
-    spi.exec("SELECT name, array_to_string(columns, ',') FROM ivm.delta_tables WHERE relid = " + oid_text(relation));
+    spi.exec("SELECT name, array_to_string(columns, ','), EXISTS (SELECT 1 FROM ivm.dependencies d "
+             "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND NOT d.is_view AND v.mode = 'wal') "
+             "FROM ivm.delta_tables t WHERE relid = " + oid_text(relation));
     std::optional<DeltaTable> dt;
     if (spi.rows() > 0) {
-      dt = DeltaTable{spi.text(0, 1), {}};
+      dt = DeltaTable{spi.text(0, 1), {}, spi.boolean(0, 3)};
       std::string cols = spi.text(0, 2);
       std::size_t pos = 0;
       while (!cols.empty() && pos != std::string::npos) {
@@ -450,12 +494,23 @@ std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view) {
   return out;
 }
 
-void lock_base_tables(pg::Spi& spi, std::uint32_t view) {
+std::vector<std::uint32_t> base_tables(pg::Spi& spi, std::uint32_t view) {
   spi.exec_once("WITH RECURSIVE r(relid, is_view) AS (SELECT relid, is_view FROM ivm.dependencies WHERE viewid = " +
                 oid_text(view) + " UNION SELECT d.relid, d.is_view FROM ivm.dependencies d JOIN r ON d.viewid = r.relid) "
                 "SELECT DISTINCT relid::oid FROM r WHERE NOT is_view ORDER BY 1");
   std::vector<std::uint32_t> tables;
   for (uint64 i = 0; i < spi.rows(); ++i) tables.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  return tables;
+}
+
+void full_replica_identity(pg::Spi& spi, std::uint32_t relid) {
+  AsCatalogOwner owner;
+  spi.exec_once("SELECT relreplident::text FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
+  if (spi.rows() > 0 && spi.text(0, 1) != "f") spi.exec_once("ALTER TABLE " + relation_name(relid) + " REPLICA IDENTITY FULL");
+}
+
+void lock_base_tables(pg::Spi& spi, std::uint32_t view) {
+  std::vector<std::uint32_t> tables = base_tables(spi, view);
   // Locked without LOCK TABLE, which would ask the caller for UPDATE, DELETE
   // or TRUNCATE on tables it only reads.
   for (std::uint32_t t : tables) pg_call([t] { LockRelationOid(t, ShareLock); });
@@ -469,10 +524,10 @@ std::vector<std::uint32_t> delta_closure(pg::Spi& spi, std::vector<std::uint32_t
     for (std::uint32_t r : relations) list += (list.empty() ? "" : ",") + oid_text(r);
     spi.exec_once(
         "WITH RECURSIVE fed(viewid) AS (SELECT d.viewid FROM ivm.dependencies d JOIN ivm.views v USING (viewid) "
-        "WHERE v.mode = 'deferred' AND d.relid = ANY ('{" + list + "}'::oid[]) "
+        "WHERE v.mode <> 'immediate' AND d.relid = ANY ('{" + list + "}'::oid[]) "
         "UNION SELECT d.viewid FROM ivm.dependencies d JOIN fed ON d.relid = fed.viewid) "
         "SELECT DISTINCT dt.relid::oid FROM fed JOIN ivm.views v USING (viewid) JOIN ivm.dependencies d USING (viewid) "
-        "JOIN ivm.delta_tables dt ON dt.relid = d.relid WHERE v.mode = 'deferred'");
+        "JOIN ivm.delta_tables dt ON dt.relid = d.relid WHERE v.mode <> 'immediate'");
     std::vector<std::uint32_t> more = relations;
     for (uint64 i = 0; i < spi.rows(); ++i) more.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
     std::sort(more.begin(), more.end());
@@ -490,16 +545,21 @@ std::string view_mode(pg::Spi& spi, std::uint32_t view) {
 void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode) {
   modes_check(mode);
   AsCatalogOwner owner;
-  spi.exec_once("UPDATE ivm.views SET mode = " + quote_literal(mode) + " WHERE viewid = " + oid_text(view));
-  if (mode == "deferred") {
-    spi.exec_once("SELECT relid::oid FROM ivm.dependencies WHERE viewid = " + oid_text(view));
-    std::vector<std::uint32_t> inputs;
-    for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
-    plan::ViewPlan p = load_plan(spi, view);
-    for (std::uint32_t r : inputs) ensure_delta_table(spi, r, needed_columns(p, r));
+  std::vector<std::uint32_t> views = family(spi, view);
+  for (std::uint32_t v : views)
+    spi.exec_once("UPDATE ivm.views SET mode = " + quote_literal(mode) + " WHERE viewid = " + oid_text(v));
+  if (mode != "immediate") {
+    for (std::uint32_t v : views) {
+      spi.exec_once("SELECT relid::oid FROM ivm.dependencies WHERE viewid = " + oid_text(v));
+      std::vector<std::uint32_t> inputs;
+      for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+      plan::ViewPlan p = load_plan(spi, v);
+      for (std::uint32_t r : inputs) ensure_delta_table(spi, r, needed_columns(p, r));
+    }
   }
   drop_unused_delta_tables(spi);
   invalidate();
+  for (std::uint32_t t : base_tables(spi, view)) sync_capture_triggers(spi, t);
 }
 
 namespace {
@@ -583,6 +643,9 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
   check_rights(a.inputs, caller);
 
   pg::PinnedSearchPath pinned;
+  if (mode == "wal")
+    for (std::uint32_t r : a.inputs)
+      if (!is_view(spi, r)) full_replica_identity(spi, r);
   // Writers of the inputs wait until this transaction commits: the view is
   // populated from a state no concurrent change can slip past.  Locked
   // without LOCK TABLE, which would ask for more than reading rights.
@@ -630,8 +693,6 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
     if (l.is_view) {
       spi.exec_once("SELECT level FROM ivm.views WHERE viewid = " + oid_text(l.relid));
       level = std::max(level, std::stoi(spi.text(0, 1)) + 1);
-    } else {
-      add_capture_triggers(spi, l.relid);
     }
   }
   {
@@ -648,9 +709,11 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
       spi.exec_once("UPDATE ivm.views SET parent = " + oid_text(oid) + " WHERE viewid = " + oid_text(i));
   }
   record_dependencies(spi, p, a.inputs);
-  if (mode == "deferred")
+  if (mode != "immediate")
     for (std::uint32_t r : a.inputs) ensure_delta_table(spi, r, needed_columns(p, r));
   invalidate();
+  for (const auto& l : p.leaves)
+    if (!l.is_view) sync_capture_triggers(spi, l.relid);
   apply::AsViewOwner owner(p);
   // Filled through ivm.progress_tick(), which counts the rows read and
   // reports progress: filling a view over a large table takes a while.
@@ -701,6 +764,13 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
     throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST, "cannot drop incremental view because other views depend on it",
                 "Incremental views reading it: " + names + ".", "Drop the dependent views first.");
   }
+  // Changes of its tables already in WAL may still be owed to the deferred
+  // views sharing their delta tables, which get triggers back once the table
+  // is no longer read from WAL: catch up first, writers waiting.
+  if (view_mode(spi, view) == "wal") {
+    lock_base_tables(spi, view);
+    apply::apply_relations(spi, delta_relations(spi, view));
+  }
   plan::ViewPlan p = load_plan(spi, view);
   spi.exec_once("SELECT relid::oid FROM ivm.dependencies WHERE viewid = " + oid_text(view) + " AND NOT is_view");
   std::vector<std::uint32_t> inputs;
@@ -723,7 +793,7 @@ void drop_view(pg::Spi& spi, std::uint32_t view) {
     if (spi.boolean(0, 1)) spi.exec_once("DROP TABLE " + t);
   }
   for (std::uint32_t c : children) drop_view(spi, c);
-  for (std::uint32_t r : inputs) drop_capture_triggers_if_unused(spi, r);
+  for (std::uint32_t r : inputs) sync_capture_triggers(spi, r);
   plan_cache().erase(view);
 }
 

@@ -23,6 +23,10 @@ struct Dependent {
 struct DeltaTable {
   std::string name;                  // ivm_state.delta_<relid>
   std::vector<std::string> columns;  // quoted; the relation's columns
+  // WAL-captured: a base table some view in mode 'wal' reads.  Its changes
+  // reach the delta table from WAL (apply/wal.cpp), never from triggers,
+  // except a TRUNCATE's (the BEFORE TRUNCATE trigger records the rows).
+  bool from_wal = false;
 };
 
 // catalog_owner: the owner of ivm's catalog (the role that created the
@@ -77,6 +81,23 @@ std::string view_mode(pg::Spi& spi, std::uint32_t view);
 void lock_base_tables(pg::Spi& spi, std::uint32_t view);
 // set_mode: records the new mode and creates or drops delta tables.
 void set_mode(pg::Spi& spi, std::uint32_t view, const std::string& mode);
+// base_tables: every table the view reads, through other views too.
+std::vector<std::uint32_t> base_tables(pg::Spi& spi, std::uint32_t view);
+// full_replica_identity: gives a table read by a view in mode wal REPLICA
+// IDENTITY FULL, so that decoding sees whole old rows.  Run before locking it.
+void full_replica_identity(pg::Spi& spi, std::uint32_t relid);
+
+// OwnDdl: while alive, ivm's DDL event triggers let ivm's own statements
+// through (sync_capture_triggers adds and drops its triggers as the modes of
+// a table's readers change; the guards are there for everyone else's DDL).
+class OwnDdl {
+ public:
+  OwnDdl();
+  ~OwnDdl();
+  OwnDdl(const OwnDdl&) = delete;
+  OwnDdl& operator=(const OwnDdl&) = delete;
+  static bool active();
+};
 
 // repair_restored: a view table whose guard trigger is being created while
 // the view is already in ivm's catalog was restored from a dump (triggers come

@@ -156,11 +156,11 @@ Readers column_readers(pg::Spi& spi, std::uint32_t relid, const char* column) {
 bool ivm_trigger(pg::Spi& spi, std::uint32_t relid, const std::string& name) {
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
                 "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE t.tgrelid = " + oid_text(relid) +
-                " AND t.tgname = " + pg::quote_literal(name) + " AND n.nspname = 'ivm' AND p.proname IN ('capture', 'guard')"
+                " AND t.tgname = " + pg::quote_literal(name) + " AND n.nspname = 'ivm' AND p.proname IN ('capture', 'capture_row', 'guard')"
                 // A trigger of someone else's calling ivm.capture() is not
                 // ivm's (ivm.capture() refuses to run for it): it may go.
                 " AND t.tgname IN ('ivm_guard', 'ivm_capture_ins', 'ivm_capture_upd', 'ivm_capture_del', "
-                "'ivm_capture_trunc', 'ivm_capture_btrunc')");
+                "'ivm_capture_trunc', 'ivm_capture_btrunc', 'ivm_capture_row')");
   return spi.rows() > 0;
 }
 
@@ -345,6 +345,7 @@ EventTriggerData* event_data(FunctionCallInfo fcinfo, const char* function) {
 
 IVM_FUNCTION(ivm_on_ddl_start) {
   Node* tree = event_data(fcinfo, "ivm.on_ddl_start()")->parsetree;
+  if (catalog::OwnDdl::active()) return PointerGetDatum(nullptr);
   // Most DDL is none of ivm's business: decide that before connecting to SPI.
   if (IsA(tree, CreateStmt) && reinterpret_cast<CreateStmt*>(tree)->inhRelations == NIL) return PointerGetDatum(nullptr);
   if (!IsA(tree, CreateStmt) && !IsA(tree, DropStmt) && !IsA(tree, AlterTableStmt) && !IsA(tree, RenameStmt))

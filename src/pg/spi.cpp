@@ -156,6 +156,10 @@ SnapshotScope::~SnapshotScope() {
   if (std::uncaught_exceptions() == 0) pg_call([s] { UnregisterSnapshot(s); });
 }
 
+SnapshotPause::SnapshotPause(Spi& spi) : spi_(spi), saved_(spi.snapshot_) { spi_.snapshot_ = nullptr; }
+
+SnapshotPause::~SnapshotPause() { spi_.snapshot_ = saved_; }
+
 ScopedSetting::ScopedSetting(const char* name, const char* value) {
   level_ = pg_call([&] {
     int level = NewGUCNestLevel();

@@ -44,9 +44,12 @@ class Spi {
   // fresh_plans: plan every statement anew (large batches: a plan cached for
   // a one-row change would probe where it should hash).
   void fresh_plans(bool on) { fresh_plans_ = on; }
+  // snapshot: the one a SnapshotScope pins (nullptr outside of one).
+  Snapshot snapshot() const { return snapshot_; }
 
  private:
   friend class SnapshotScope;
+  friend class SnapshotPause;
   MemoryContext cxt_;
   std::vector<Tuplestorestate*> stores_;  // captured results, ended with the connection
   Snapshot snapshot_ = nullptr;  // when set, every statement runs in it
@@ -64,6 +67,20 @@ class SnapshotScope {
 
  private:
   Spi& spi_;
+};
+
+// SnapshotPause: while alive, the connection's statements take fresh
+// snapshots again, as outside of a SnapshotScope.
+class SnapshotPause {
+ public:
+  explicit SnapshotPause(Spi& spi);
+  ~SnapshotPause();
+  SnapshotPause(const SnapshotPause&) = delete;
+  SnapshotPause& operator=(const SnapshotPause&) = delete;
+
+ private:
+  Spi& spi_;
+  Snapshot saved_;
 };
 
 // ScopedSetting: sets a configuration parameter while alive (a GUC nest
