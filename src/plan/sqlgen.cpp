@@ -126,8 +126,8 @@ std::string restricted_old(const ViewPlan& p, int i, const DeltaSource& d) {
   const Leaf& l = leaf_of(p, i);
   std::string delta = "(" + sql_leaf_delta(p, i, d) + ") " + l.alias;
   std::string cols = cols_of(l);
-  return "((SELECT " + cols + " FROM " + l.relation + " " + l.alias + " WHERE " + l.key +
-         " IN (SELECT k FROM ivm_keys) EXCEPT ALL SELECT " + cols + " FROM " + delta +
+  return "((SELECT " + join(prefixed(l.alias + ".", l.columns), ", ") + " FROM ivm_keys JOIN " + l.relation + " " +
+         l.alias + " ON " + l.key + " = ivm_keys.k EXCEPT ALL SELECT " + cols + " FROM " + delta +
          ", generate_series(1, " + l.alias + ".__m) WHERE " + l.alias +
          ".__m > 0) UNION ALL SELECT " + cols + " FROM " + delta + ", generate_series(1, -" +
          l.alias + ".__m) WHERE " + l.alias + ".__m < 0 AND " + l.key +
