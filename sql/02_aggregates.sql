@@ -172,3 +172,31 @@ UPDATE sales SET x = NULL WHERE id % 5 = 0;
 SELECT chk_all();
 TABLE counts ORDER BY g;
 TABLE global;
+
+-- 13. Ties at the extreme: MIN/MAX count the rows holding the extreme, so removing some of
+-- them keeps it, removing the last one finds the next, and a value beyond it takes over.
+CREATE TABLE ties (id int PRIMARY KEY, g int, v int);
+INSERT INTO ties SELECT i, i % 2, CASE WHEN i <= 6 THEN 1 ELSE i END FROM generate_series(1, 12) i;
+SELECT mk('tie_ext', 'SELECT g, min(v) AS lo, max(v) AS hi, count(*) AS n FROM ties GROUP BY g');
+SELECT mk('tie_global', 'SELECT min(v) AS lo, max(v) AS hi FROM ties');
+SELECT ivm.explain('tie_ext') LIKE '%min(l1.v) state integer, rows holding the extreme counted%' AS counted;
+DELETE FROM ties WHERE id = 1;                    -- one of the 1s of group 1 (count not known yet)
+SELECT chk_all();
+DELETE FROM ties WHERE id = 3;                    -- and another: the count is known now
+SELECT chk_all();
+UPDATE ties SET v = 1 WHERE id = 7;               -- one more row holds the extreme
+DELETE FROM ties WHERE id IN (5, 7);              -- the last two 1s of group 1 go
+SELECT chk_all();
+TABLE tie_ext ORDER BY g;
+INSERT INTO ties VALUES (20, 1, -5), (21, 1, -5); -- beyond the extreme: the new one, twice
+DELETE FROM ties WHERE id = 20;
+SELECT chk_all();
+BEGIN;
+UPDATE ties SET v = 100 WHERE v = -5;             -- the last holder moves to the other end
+SELECT chk_all();
+ROLLBACK;
+SELECT chk_all();
+UPDATE ties SET v = v + 1;                         -- every value moves
+SELECT chk_all();
+TABLE tie_ext ORDER BY g;
+TABLE tie_global;

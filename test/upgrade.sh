@@ -112,6 +112,8 @@ write_some 2
 q -c "ALTER EXTENSION ivm UPDATE TO '$new_version'"
 check "extension version is $new_version" test "$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'ivm'")" = "$new_version"
 
+check "MIN/MAX state of an existing view counts the rows holding the extreme" \
+    test "$(q -c "SELECT ivm.explain('customer_order_summary') LIKE '%max(%extreme counted%'")" = t
 views="customer_order_summary customer_support_summary customer_web_activity customer_360 customer_churn_risk churn_alerts orders_by_status"
 exact() {   # every view equal to its query (after applying what is pending)
     local v bad=0 n

@@ -752,6 +752,29 @@ void repair_restored(pg::Spi& spi, std::uint32_t view) {
   record_dependencies(spi, p, inputs);
 }
 
+void count_extremes(pg::Spi& spi, std::uint32_t view) {
+  plan::ViewPlan p = load_plan(spi, view);
+  if (p.extreme_counts) return;
+  std::vector<std::string> adds;
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+    if (p.aggs[i].kind != plan::AggKind::Min && p.aggs[i].kind != plan::AggKind::Max) continue;
+    adds.push_back("ADD COLUMN x" + std::to_string(i) + " int8");
+    adds.push_back("ADD COLUMN dc" + std::to_string(i) + " int8");
+  }
+  AsCatalogOwner owner;
+  if (!adds.empty()) {
+    OwnDdl own;
+    std::string list;
+    for (const auto& a : adds) list += (list.empty() ? "" : ", ") + a;
+    // NULL counts: not known yet, learnt at the group's next recomputation.
+    spi.exec_once("ALTER TABLE " + p.state + " " + list);
+  }
+  p.extreme_counts = true;
+  spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(view));
+  plan_cache().erase(view);
+  invalidate();
+}
+
 void drop_view(pg::Spi& spi, std::uint32_t view) {
   // The caller may drop the view (its owner, or DROP TABLE went through);
   // what the view leaves behind is ivm's to remove.

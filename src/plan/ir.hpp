@@ -38,8 +38,9 @@ struct JoinNode {
 
 // AggKind: how an aggregate's state is maintained.
 //  - CountStar/Count/Sum/Avg/BoolAnd/BoolOr are algebraic: deltas are added.
-//  - Min/Max are cheap on insert; deleting the extreme marks the group dirty
-//    and only that group is recomputed.
+//  - Min/Max keep the extreme and how many rows hold it (extreme_counts):
+//    deleting some of its copies only lowers the count; the group is
+//    recomputed when the last copy goes (or the count is not known yet).
 //  - Recompute (COUNT(DISTINCT), float sums, ...) recomputes affected groups.
 enum class AggKind { CountStar, Count, Sum, Avg, Min, Max, BoolAnd, BoolOr, Recompute };
 
@@ -85,6 +86,10 @@ struct ViewPlan {
   std::vector<Aggregate> aggs;
   std::vector<std::string> finals;  // output expressions over f.g<i> / f.a<i>
   std::string having;               // over f.g<i> / f.a<i>, or ""
+  // MIN/MAX state counts the rows holding the extreme (x<i>, with the
+  // transient dc<i>); plans stored before format 3 have no such columns until
+  // the extension update adds them.
+  bool extreme_counts = true;
 
   bool global() const { return aggregate && groups.empty(); }
   bool needs_recompute() const;

@@ -79,7 +79,7 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-constexpr long long kFormat = 2;
+constexpr long long kFormat = 3;
 
 }  // namespace
 
@@ -140,13 +140,14 @@ std::string serialize(const ViewPlan& p) {
   w.strs(p.finals);
   w.str(p.having);
   w.num(p.view_key);
+  w.num(p.extreme_counts);
   return w.take();
 }
 
 ViewPlan deserialize(const std::string& text) {
   Reader r(text);
   long long format = r.num();
-  if (format != kFormat && format != 1) throw std::runtime_error("unknown view plan format");
+  if (format < 1 || format > kFormat) throw std::runtime_error("unknown view plan format");
   ViewPlan p;
   p.name = r.str();
   p.oid = static_cast<std::uint32_t>(r.num());
@@ -195,6 +196,7 @@ ViewPlan deserialize(const std::string& text) {
   p.finals = r.strs();
   p.having = r.str();
   if (format >= 2) p.view_key = static_cast<int>(r.num());  // format 1 had no view_key
+  p.extreme_counts = format >= 3 ? r.flag() : false;         // nor MIN/MAX counts before 3
   if (!r.done()) throw std::runtime_error("corrupt view plan: trailing data");
   return p;
 }

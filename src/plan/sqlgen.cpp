@@ -407,8 +407,12 @@ std::vector<std::string> sql_create_storage(const ViewPlan& p) {
       std::string n = std::to_string(i);
       defs.push_back("a" + n + " " + ag.state_type);
       if (has_n(ag.kind)) defs.push_back("n" + n + " int8");
-      if (ag.kind == AggKind::Min || ag.kind == AggKind::Max)
+      if (ag.kind == AggKind::Min || ag.kind == AggKind::Max) {
+        // d<i>/dc<i>: transient, the removed extreme handed to ON CONFLICT.
+        if (p.extreme_counts) defs.push_back("x" + n + " int8");
         defs.push_back("d" + n + " " + ag.state_type);
+        if (p.extreme_counts) defs.push_back("dc" + n + " int8");
+      }
     }
     defs.push_back("__dirty boolean NOT NULL DEFAULT false");
     out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") + ")");
@@ -663,9 +667,19 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
     // Net change per distinct value: an UPDATE that keeps the value is no delete.
     std::string where = " WHERE " + (lay.filter[i].empty() ? "" : lay.filter[i] + " AND ") + arg +
                         " IS NOT NULL";
-    sql += ", mm" + n + " AS (SELECT " + gl + gkey + fn + "(v) FILTER (WHERE s < 0) AS del, " + fn +
-           "(v) FILTER (WHERE s > 0) AS ins FROM (SELECT " + gl + arg + " AS v, sum(__m) AS s FROM d" +
-           where + " GROUP BY " + gl + arg + ") x" + group_by(lay.groups) + ")";
+    std::string x = "(SELECT " + gl + arg + " AS v, sum(__m) AS s FROM d" + where + " GROUP BY " + gl + arg + ") x";
+    if (!p.extreme_counts) {
+      sql += ", mm" + n + " AS (SELECT " + gl + gkey + fn + "(v) FILTER (WHERE s < 0) AS del, " + fn +
+             "(v) FILTER (WHERE s > 0) AS ins FROM " + x + group_by(lay.groups) + ")";
+    } else {
+      // Per group, the extreme value among the added ones and among the
+      // removed ones, each with its (net) number of rows.
+      std::string order = ag.kind == AggKind::Min ? "" : " DESC";
+      std::string y = "(SELECT DISTINCT ON (" + gl + "s > 0) " + gl + "s > 0 AS pos, v, s FROM " + x +
+                      " WHERE s <> 0 ORDER BY " + gl + "s > 0, v" + order + ") y";
+      sql += ", mm" + n + " AS (SELECT " + gl + gkey + fn + "(v) FILTER (WHERE NOT pos) AS del, -sum(s) FILTER (WHERE NOT pos) AS delc, " +
+             fn + "(v) FILTER (WHERE pos) AS ins, sum(s) FILTER (WHERE pos) AS insc FROM " + y + group_by(lay.groups) + ")";
+    }
     from += " LEFT JOIN mm" + n + " ON " + (p.global() ? std::string("true") : "gd.__g = mm" + n + ".__g");
   }
   std::vector<std::string> sg = state_groups(p);
@@ -705,16 +719,41 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
         break;
       case AggKind::Min:
       case AggKind::Max: {
-        std::string cmp = ag.kind == AggKind::Min ? " <= " : " >= ";
-        std::string pick = ag.kind == AggKind::Min ? "LEAST" : "GREATEST";
-        std::string lost = "(EXCLUDED.d" + n + " IS NOT NULL AND (s." + a + " IS NULL OR EXCLUDED.d" +
-                           n + cmp + "s." + a + "))";
-        cols.insert(cols.end(), {a, "d" + n});
-        vals.insert(vals.end(), {"mm" + n + ".ins", "mm" + n + ".del"});
-        sets.push_back(a + " = CASE WHEN " + lost + " THEN NULL ELSE " + pick + "(s." + a +
-                       ", EXCLUDED." + a + ") END");
+        bool is_min = ag.kind == AggKind::Min;
+        std::string A = "s." + a, D = "EXCLUDED.d" + n, I = "EXCLUDED." + a;
+        if (!p.extreme_counts) {
+          std::string lost = "(" + D + " IS NOT NULL AND (" + A + " IS NULL OR " + D + (is_min ? " <= " : " >= ") +
+                             A + "))";
+          cols.insert(cols.end(), {a, "d" + n});
+          vals.insert(vals.end(), {"mm" + n + ".ins", "mm" + n + ".del"});
+          sets.push_back(a + " = CASE WHEN " + lost + " THEN NULL ELSE " + (is_min ? "LEAST" : "GREATEST") + "(" +
+                         A + ", " + I + ") END");
+          sets.push_back("d" + n + " = NULL");
+          dirty.push_back(lost);
+          new_dirty.push_back("mm" + n + ".del IS NOT NULL");
+          break;
+        }
+        // x<i>: how many rows hold the extreme (NULL: not known, as after
+        // the initial population).  The extreme is lost when all of them
+        // go, or some go and their number is not known; a value beyond the
+        // extreme being removed means the state is off: recompute as well.
+        std::string X = "s.x" + n, DC = "EXCLUDED.dc" + n, IC = "EXCLUDED.x" + n;
+        std::string beyond = is_min ? " < " : " > ";
+        std::string lost = "(" + D + " IS NOT NULL AND (" + A + " IS NULL OR " + D + beyond + A + " OR (" + D +
+                           " = " + A + " AND (" + X + " IS NULL OR " + X + " <= " + DC + "))))";
+        // A value added beyond the old extreme is the new one, lost or not:
+        // every remaining row is on the other side of the old extreme.
+        std::string further = "coalesce(" + I + beyond + A + ", false)";
+        cols.insert(cols.end(), {a, "x" + n, "d" + n, "dc" + n});
+        vals.insert(vals.end(), {"mm" + n + ".ins", "mm" + n + ".insc", "mm" + n + ".del", "mm" + n + ".delc"});
+        sets.push_back(a + " = CASE WHEN " + further + " THEN " + I + " WHEN " + lost + " THEN NULL ELSE coalesce(" +
+                       A + ", " + I + ") END");
+        sets.push_back("x" + n + " = CASE WHEN " + further + " THEN " + IC + " WHEN " + lost + " THEN NULL WHEN " + A +
+                       " IS NULL THEN " + IC + " ELSE " + X + " - CASE WHEN " + D + " = " + A + " THEN " + DC +
+                       " ELSE 0 END + CASE WHEN " + I + " = " + A + " THEN " + IC + " ELSE 0 END END");
         sets.push_back("d" + n + " = NULL");
-        dirty.push_back(lost);
+        sets.push_back("dc" + n + " = NULL");
+        dirty.push_back("(" + lost + " AND NOT " + further + ")");
         new_dirty.push_back("mm" + n + ".del IS NOT NULL");
         break;
       }
@@ -744,13 +783,36 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
 std::string sql_agg_recompute(const ViewPlan& p) {
   AggLayout lay = agg_layout(p);
   std::string g = kGroupsRelation;
-  std::vector<std::string> sets, items = prefixed("b.", lay.groups);
+  std::vector<std::string> bg = prefixed("b.", lay.groups);
+  std::vector<std::string> sets, items = bg, picked{"r0.*"};
+  // With counts, each extreme comes from e<i>: per group, the extreme of the
+  // group's values counted per value, with its count.  e<i> and r0 (the other
+  // recomputed aggregates) share one read of the dirty groups' rows (b), and
+  // are joined on the group as one composite value (NULL-safe).
+  std::string gkey = "ROW(" + join(bg, ", ") + ")";
+  std::string extremes, joined;
   for (std::size_t i = 0; i < p.aggs.size(); ++i) {
     const Aggregate& ag = p.aggs[i];
     if (ag.kind != AggKind::Min && ag.kind != AggKind::Max && ag.kind != AggKind::Recompute) continue;
-    std::string a = "a" + std::to_string(i);
-    items.push_back(recompute_call(ag, lay, i) + " AS " + a);
+    std::string n = std::to_string(i), a = "a" + n;
     sets.push_back(a + " = r." + a);
+    if (ag.kind == AggKind::Recompute || !p.extreme_counts) {
+      items.push_back(recompute_call(ag, lay, i) + " AS " + a);
+      continue;
+    }
+    std::string v = "b." + lay.arg[i], gl = lead(bg);
+    std::string where = " WHERE " + (lay.filter[i].empty() ? "" : "b." + lay.filter[i] + " AND ") + v + " IS NOT NULL";
+    std::string order = ag.kind == AggKind::Min ? "" : " DESC";
+    if (p.global())
+      extremes += ", e" + n + " AS (SELECT " + v + " AS v, count(*) AS x FROM b" + where + " GROUP BY " + v +
+                  " ORDER BY " + v + order + " LIMIT 1)";
+    else
+      extremes += ", e" + n + " AS (SELECT DISTINCT ON (" + join(bg, ", ") + ") " + gkey + " AS __g, " + v +
+                  " AS v, count(*) AS x FROM b" + where + " GROUP BY " + gl + v + " ORDER BY " + gl + v + order + ")";
+    joined += " LEFT JOIN e" + n + " ON " + (p.global() ? std::string("true") : "r0.__g = e" + n + ".__g");
+    picked.push_back("e" + n + ".v AS " + a);
+    picked.push_back("e" + n + ".x AS x" + n);
+    sets.push_back("x" + n + " = r.x" + n);
   }
   sets.push_back("__dirty = false");
   std::string rows;
@@ -764,7 +826,6 @@ std::string sql_agg_recompute(const ViewPlan& p) {
     for (const auto& c : sg) nulls.push_back(c + " IS NULL");
     // Non-NULL groups are found through IN (index friendly); groups with a NULL
     // key, rare, through IS NOT DISTINCT FROM, behind a one-time gate.
-    std::string by_value = sql_body_rows(p, lay.exprs);
     std::string extra1 = tuple + " IN (SELECT " + join(sg, ", ") + " FROM " + g + " WHERE __dirty)";
     std::vector<std::string> row_nulls;
     for (const auto& e : p.groups) row_nulls.push_back("(" + e + ") IS NULL");
@@ -781,8 +842,17 @@ std::string sql_agg_recompute(const ViewPlan& p) {
     };
     rows = with_extra(extra1) + " UNION ALL " + with_extra(extra2);
   }
-  std::string r = "SELECT " + join(items, ", ") + " FROM (" + rows + ") b" +
-                  (p.global() ? std::string() : group_by(prefixed("b.", lay.groups)));
+  std::string grouped = p.global() ? std::string() : group_by(bg);
+  std::string r;
+  if (extremes.empty()) {
+    r = "SELECT " + join(items, ", ") + " FROM (" + rows + ") b" + grouped;
+  } else {
+    if (!p.global()) items.push_back(gkey + " AS __g");
+    // A global view with only extremes: r0 still yields its one row.
+    if (items.empty()) items.push_back("count(*) AS __rows");
+    r = "WITH b AS MATERIALIZED (" + rows + "), r0 AS (SELECT " + join(items, ", ") + " FROM b" + grouped + ")" +
+        extremes + " SELECT " + join(picked, ", ") + " FROM r0" + joined;
+  }
   std::string cond = p.global() ? "true" : match(prefixed("s.", state_groups(p)), prefixed("r.", lay.groups));
   return "UPDATE " + p.state + " s SET " + join(sets, ", ") + " FROM (" + r + ") r WHERE s.__dirty AND " + cond;
 }
@@ -863,7 +933,10 @@ std::string explain(const ViewPlan& p) {
       if (a.kind == AggKind::Recompute) o << " " << a.call << (a.distinct ? " distinct" : "");
       if (!a.arg.empty()) o << "(" << a.arg << ")";
       if (!a.filter.empty()) o << " filter " << a.filter;
-      o << " state " << a.state_type << "\n";
+      o << " state " << a.state_type;
+      if (a.kind == AggKind::Min || a.kind == AggKind::Max)
+        o << (p.extreme_counts ? ", rows holding the extreme counted" : ", recomputed when the extreme is deleted");
+      o << "\n";
     }
     if (!p.having.empty()) o << "  having: " << p.having << "\n";
   } else {
