@@ -285,6 +285,31 @@ SQL
     check "slot and origin dropped once no view in mode wal is left" \
         want "$(psql -X -qAt -d walx -c "SELECT count(*) FROM pg_replication_slots WHERE database = 'walx'")/$(
                 psql -X -qAt -d walx -c "SELECT count(*) FROM pg_replication_origin WHERE roname = 'ivm_' || (SELECT oid FROM pg_database WHERE datname = 'walx')")" "0/0"
+
+    # A slot left behind is never decoded again: the first view in mode wal starts from a new
+    # one.  (a) The last view in mode wal dropped, no apply since (the slot is still there),
+    # writes, a new view over the same table; (b) DROP EXTENSION with a view in mode wal (its
+    # slot stays: a slot is not dropped transactionally), writes, the extension again.
+    local x=(psql -X -qAt -v ON_ERROR_STOP=1 -d walx)
+    "${x[@]}" -c "INSERT INTO t SELECT g FROM generate_series(1, 100) g" \
+              -c "SELECT ivm.create_view('tv', 'SELECT count(*) AS n, sum(id) AS s FROM t', mode => 'wal')" \
+              -c "INSERT INTO t SELECT g FROM generate_series(101, 150) g" -c "SELECT ivm.apply_deltas()" \
+              -c "SELECT ivm.drop_view('tv')" -c "INSERT INTO t SELECT g FROM generate_series(151, 170) g" \
+              -c "SELECT ivm.create_view('tv2', 'SELECT count(*) AS n, sum(id) AS s FROM t', mode => 'wal')" \
+              -c "DELETE FROM t WHERE id % 3 = 0" -c "SELECT ivm.apply_deltas()" >/dev/null
+    check "a view in mode wal created over a stale slot (last view dropped, no apply since) is exact" \
+        want "$("${x[@]}" -c "SELECT ivm.verify('tv2')")" 0
+    "${x[@]}" -c "DROP EXTENSION ivm CASCADE" -c "INSERT INTO t SELECT g FROM generate_series(171, 200) g" \
+              -c "UPDATE t SET id = id + 1000 WHERE id % 5 = 0" >/dev/null
+    check "DROP EXTENSION leaves the slot (until the worker or the next view in mode wal)" \
+        want "$("${x[@]}" -c "SELECT count(*) FROM pg_replication_slots WHERE database = 'walx'")" 1
+    "${x[@]}" -c "CREATE EXTENSION ivm" \
+              -c "SELECT ivm.create_view('tv3', 'SELECT count(*) AS n, sum(id) AS s FROM t', mode => 'wal')" \
+              -c "DELETE FROM t WHERE id % 7 = 0" -c "SELECT ivm.apply_deltas()" >/dev/null
+    check "after DROP EXTENSION and CREATE EXTENSION, a view in mode wal is exact (the old slot is not decoded)" \
+        want "$("${x[@]}" -c "SELECT ivm.verify('tv3')")" 0
+    check "one slot for the database" \
+        want "$("${x[@]}" -c "SELECT count(*) FROM pg_replication_slots WHERE database = 'walx'")" 1
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -430,6 +455,19 @@ scenario_worker() {
     check "count view = the table" counted
     check "ivm.status counts the worker's applies" \
         test "$(q -c "SELECT applies FROM ivm.status WHERE view = 'order_count'::regclass")" -gt 0
+    # DROP EXTENSION cannot drop the slot; the worker drops what the extension left.
+    q -c "DROP EXTENSION ivm CASCADE" >/dev/null
+    gone() {
+        for _ in $(seq 1 100); do
+            [[ "$(q -c "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()) +
+                        (SELECT count(*) FROM pg_replication_origin WHERE roname = 'ivm_' ||
+                            (SELECT oid FROM pg_database WHERE datname = current_database()))")" == 0 ]] && return 0
+            sleep 0.2
+        done
+        return 1
+    }
+    check "after DROP EXTENSION the worker drops the slot and origin left behind" gone
+    q -c "DROP TABLE orders, customers" >/dev/null   # walw_schema makes them again
 }
 
 scenario_crash() {

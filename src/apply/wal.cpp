@@ -119,6 +119,16 @@ bool slot_exists(pg::Spi& spi, const std::string& slot) {
   return spi.rows() > 0;
 }
 
+// forget_progress: drops the database's origin and what ivm.wal_state says
+// of the slot: where a slot's decoding got to.
+void forget_progress(pg::Spi& spi, const std::string& slot) {
+  pg_call([&] {
+    if (replorigin_by_name(slot.c_str(), true) != InvalidRepOriginId) replorigin_drop_by_name(slot.c_str(), true, false);
+  });
+  catalog::AsCatalogOwner owner;  // ivm's catalog is written by ivm alone
+  spi.exec_once("DELETE FROM ivm.wal_state WHERE slot = " + quote_literal(slot));
+}
+
 void check_wal_level() {
   if (wal_level < WAL_LEVEL_LOGICAL)
     throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "mode \"wal\" needs wal_level = logical",
@@ -147,6 +157,25 @@ std::string slot_name() { return "ivm_" + std::to_string(MyDatabaseId); }
 void prepare(pg::Spi& spi) {
   check_wal_level();
   std::string slot = slot_name();
+  // The first view in mode wal starts from a new slot.  One that exists
+  // already is stale: left by the last view in mode wal (no apply since it was
+  // dropped) or by a dropped extension.  Its origin records a position from
+  // before this view's tables were captured, so decoding from there would
+  // apply again changes the new view is populated with.
+  const std::string first = "SELECT NOT EXISTS (SELECT 1 FROM ivm.views WHERE mode = 'wal')";
+  spi.exec_once(first);
+  bool stale = false;
+  if (spi.boolean(0, 1) && slot_exists(spi, slot)) {
+    // Under the appliers' lock, and only if no one made a view in mode wal
+    // of it meanwhile (a statement sees what committed before it started).
+    // The slot goes first: it must be made anew before this transaction
+    // writes (dropping the origin writes).
+    spi.exec_once("SELECT pg_catalog.pg_advisory_xact_lock(" + std::to_string(apply::kApplyLockKey) + ")");
+    spi.exec_once(first);
+    stale = spi.boolean(0, 1);
+    if (stale && slot_exists(spi, slot))
+      spi.exec_once("SELECT pg_catalog.pg_drop_replication_slot(" + quote_literal(slot) + ")");
+  }
   for (int attempt = 0;; ++attempt) {
     if (!slot_exists(spi, slot)) {
       if (pg_call([] { return TransactionIdIsValid(GetTopTransactionIdIfAny()); }))
@@ -163,6 +192,7 @@ void prepare(pg::Spi& spi) {
     if (slot_exists(spi, slot)) break;
     if (attempt >= 2) throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "could not create replication slot \"" + slot + "\"");
   }
+  if (stale) forget_progress(spi, slot);  // of the old slot
   pg_call([&] {
     if (replorigin_by_name(slot.c_str(), true) == InvalidRepOriginId) (void)replorigin_create(slot.c_str());
   });
@@ -188,11 +218,7 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
     bool allowed = pg_call([] { return superuser() || has_rolreplication(GetUserId()); });
     if (owned || !allowed) return;
     spi.exec_once("SELECT pg_catalog.pg_drop_replication_slot(" + quote_literal(slot) + ")");
-    if (origin != InvalidRepOriginId) pg_call([&] { replorigin_drop_by_name(slot.c_str(), true, false); });
-    {
-      catalog::AsCatalogOwner owner;  // ivm's catalog is written by ivm alone
-      spi.exec_once("DELETE FROM ivm.wal_state WHERE slot = " + quote_literal(slot));
-    }
+    forget_progress(spi, slot);
     return;
   }
   // Only an apply that consumes a WAL-captured delta table needs the WAL

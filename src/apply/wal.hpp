@@ -24,7 +24,8 @@ void init();
 std::string slot_name();
 
 // prepare: before a view enters mode 'wal' (create_view, set_mode): checks
-// wal_level and creates the slot and origin if missing, which PostgreSQL
+// wal_level and creates the slot and origin if missing (anew, for the first
+// view in mode wal: one left from earlier is stale), which PostgreSQL
 // allows only before the transaction writes.  Takes the appliers' lock, so
 // that no apply drops the slot before the new view commits.
 void prepare(pg::Spi& spi);

@@ -112,6 +112,14 @@ void apply_each() {
   }
 }
 
+const char* const kForgetLeftovers =
+    "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
+    "WHERE slot_name = 'ivm_' || (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
+    "AND NOT active; "
+    "SELECT pg_catalog.pg_replication_origin_drop(roname) FROM pg_catalog.pg_replication_origin "
+    "WHERE roname = 'ivm_' || (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = roname)";
+
 bool extension_installed() {
   bool found = false;
   SetCurrentStatementStartTimestamp();
@@ -189,7 +197,13 @@ void ivm_worker_main(Datum) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
     }
-    if (!ivm::apply::extension_installed()) continue;
+    if (!ivm::apply::extension_installed()) {
+      // DROP EXTENSION drops the views in mode wal but cannot drop their
+      // slot (not transactional), which would keep WAL forever: the slot and
+      // origin ivm_<database oid> it left are dropped here.
+      ivm::apply::run_in_transaction(ivm::apply::kForgetLeftovers, nullptr);
+      continue;
+    }
     char* error = nullptr;
     if (ivm::apply::run_in_transaction("SELECT ivm.apply_deltas()", &error)) {
       backoff = 0;
