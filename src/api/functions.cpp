@@ -88,12 +88,12 @@ IVM_FUNCTION(ivm_refresh) {
 // ivm_upgrade_view(view regclass): run by the update script from 0.1 for each
 // view: what 0.1 did not keep (pg_depend entries, the parse tree of the
 // definition), the ownership of its state, replica identity for streaming,
-// the counts of MIN/MAX extremes.
+// the counts of MIN/MAX extremes, room on pages for updates in place.
 IVM_FUNCTION(ivm_upgrade_view) {
   std::uint32_t view = PG_GETARG_OID(0);
   pg::Spi spi;
   catalog::repair_restored(spi, view);
-  catalog::count_extremes(spi, view);
+  catalog::upgrade_storage(spi, view);
   catalog::follow_owner(spi, view);
   spi.exec_once("SELECT internal, name FROM ivm.views WHERE viewid = " + std::to_string(view));
   if (spi.rows() > 0 && !spi.boolean(0, 1)) spi.exec_once("ALTER TABLE " + spi.text(0, 2) + " REPLICA IDENTITY FULL");

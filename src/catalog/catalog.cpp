@@ -659,7 +659,8 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
     if (delta_table(spi, r)) pending.push_back(r);
   if (!pending.empty()) apply::apply_relations(spi, pending);
 
-  std::string create_table = "CREATE TABLE " + qualified + " AS " + a.definition + " WITH NO DATA";
+  std::string create_table = "CREATE TABLE " + qualified + plan::storage_options(a.plan) + " AS " + a.definition +
+                             " WITH NO DATA";
   std::string owned_by = " OWNER TO " + pg::role_name(caller);
   if (internal) {
     // Only ivm creates objects in ivm_state; the view is the caller's all the same.
@@ -752,9 +753,8 @@ void repair_restored(pg::Spi& spi, std::uint32_t view) {
   record_dependencies(spi, p, inputs);
 }
 
-void count_extremes(pg::Spi& spi, std::uint32_t view) {
+void upgrade_storage(pg::Spi& spi, std::uint32_t view) {
   plan::ViewPlan p = load_plan(spi, view);
-  if (p.extreme_counts) return;
   std::vector<std::string> adds;
   for (std::size_t i = 0; i < p.aggs.size(); ++i) {
     if (p.aggs[i].kind != plan::AggKind::Min && p.aggs[i].kind != plan::AggKind::Max) continue;
@@ -762,13 +762,23 @@ void count_extremes(pg::Spi& spi, std::uint32_t view) {
     adds.push_back("ADD COLUMN dc" + std::to_string(i) + " int8");
   }
   AsCatalogOwner owner;
-  if (!adds.empty()) {
+  if (!adds.empty() && !p.extreme_counts) {
     OwnDdl own;
     std::string list;
     for (const auto& a : adds) list += (list.empty() ? "" : ", ") + a;
     // NULL counts: not known yet, learnt at the group's next recomputation.
     spi.exec_once("ALTER TABLE " + p.state + " " + list);
   }
+  {
+    // Tables created before 0.2 have full pages: new pages leave room for
+    // updates in place (see plan::kFillfactor).  The view's owner owns both.
+    OwnDdl own;
+    pg::AsRole as_owner(pg::relation_owner(p.oid));
+    std::string ff = " SET (fillfactor = " + std::to_string(plan::kFillfactor) + ")";
+    if (!plan::storage_options(p).empty()) spi.exec_once("ALTER TABLE " + p.name + ff);
+    if (!p.state.empty()) spi.exec_once("ALTER TABLE " + p.state + ff);
+  }
+  if (p.extreme_counts) return;
   p.extreme_counts = true;
   spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(view));
   plan_cache().erase(view);

@@ -105,10 +105,10 @@ class OwnDdl {
 // entries protecting the view and the parse tree of its definition (oids).
 void repair_restored(pg::Spi& spi, std::uint32_t view);
 
-// count_extremes: gives a view planned before MIN/MAX counts (plan format
-// < 3) the state columns that count the rows holding each extreme; run by the
-// extension update.
-void count_extremes(pg::Spi& spi, std::uint32_t view);
+// upgrade_storage: run by the extension update for each view: gives a view
+// planned before MIN/MAX counts (plan format < 3) the state columns that count
+// the rows holding each extreme, and its tables room for updates in place.
+void upgrade_storage(pg::Spi& spi, std::uint32_t view);
 
 // create_view: a user's view (the views ivm makes of its subqueries are
 // created inside, as internal views in ivm_state).

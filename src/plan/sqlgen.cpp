@@ -393,6 +393,11 @@ std::string sql_grouped_query(const ViewPlan& p, const std::vector<std::string>&
   return "SELECT " + join(items, ", ") + " FROM " + from_tree(p, p.root, current) + where_and(p) + group_by(p.groups);
 }
 
+std::string storage_options(const ViewPlan& p) {
+  bool in_place = p.aggregate || p.locator >= 0 || (p.outer && p.view_key >= 0);
+  return in_place ? " WITH (fillfactor = " + std::to_string(kFillfactor) + ")" : std::string();
+}
+
 std::vector<std::string> sql_create_storage(const ViewPlan& p) {
   std::vector<std::string> out;
   if (p.aggregate) {
@@ -415,7 +420,8 @@ std::vector<std::string> sql_create_storage(const ViewPlan& p) {
       }
     }
     defs.push_back("__dirty boolean NOT NULL DEFAULT false");
-    out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") + ")");
+    out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") + ") WITH (fillfactor = " +
+                  std::to_string(kFillfactor) + ")");
     out.push_back("CREATE UNIQUE INDEX ON " + p.state + " (" + join(state_groups(p), ", ") +
                   ") NULLS NOT DISTINCT");
     if (!p.group_columns.empty()) {

@@ -38,6 +38,18 @@ using Changes = std::map<int, DeltaSource>;
 // Names the maintenance uses for the ephemeral relations it registers.
 inline const char* kGroupsRelation = "ivm_groups";
 
+// Tables whose rows maintenance updates in place (aggregate state, views of
+// aggregates, views with a locator) leave room on each page, so that an
+// update can put the new row version beside the old one (a HOT update: no new
+// index entries, the old version pruned on a later visit).  Full pages make
+// nearly every update of a large view move the row to another page and add
+// an entry to each of its indexes.  Measured on the Customer-360 views at 1M
+// customers (deferred apply of ~20k transactions): 0.49 -> 0.40 ms per
+// transaction.
+inline constexpr int kFillfactor = 85;
+
+// storage_options: " WITH (...)" for the view table, or "".
+std::string storage_options(const ViewPlan& p);
 std::vector<std::string> sql_create_storage(const ViewPlan& p);
 std::vector<std::string> sql_populate(const ViewPlan& p);
 std::vector<std::string> sql_clear(const ViewPlan& p);

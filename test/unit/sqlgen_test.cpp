@@ -899,6 +899,21 @@ TEST(AggApply, GlobalKeepsTheSingleRowEvenWhenEmpty) {
 
 // --- storage, populate, clear --------------------------------------------
 
+// Rows updated in place get room on their page (HOT updates); a bag-applied
+// view (no locator: rows deleted and inserted) keeps full pages.
+TEST(CreateStorage, TablesUpdatedInPlaceLeaveRoomOnEachPage) {
+  const std::string ff = " WITH (fillfactor = " + std::to_string(kFillfactor) + ")";
+  EXPECT_EQ(ff, storage_options(grouped_agg(false)));
+  EXPECT_TRUE(Has(sql_create_storage(grouped_agg(false))[0], ")" + ff));
+  EXPECT_TRUE(Has(sql_create_storage(global_agg())[0], ")" + ff));
+  ViewPlan located = spj_single();
+  located.locator = 0;
+  EXPECT_EQ(ff, storage_options(located));
+  ViewPlan bag = spj_single();
+  bag.locator = -1;
+  EXPECT_EQ("", storage_options(bag));
+}
+
 TEST(CreateStorage, GroupedStateTable) {
   const ViewPlan p = grouped_agg(true);
   const std::vector<std::string> sql = sql_create_storage(p);
