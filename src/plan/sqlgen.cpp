@@ -192,6 +192,29 @@ std::set<int> anchored_leaves(const ViewPlan& p) {
   return out;
 }
 
+// Leaves whose rows with a NULL key can reach the view: a NULL key matches
+// nothing, so such a row survives only where its side is preserved with the
+// others empty (the left of LEFT, the right of RIGHT, both sides of FULL);
+// an inner join drops it.
+std::set<int> null_key_survivors(const ViewPlan& p) {
+  std::function<std::set<int>(int)> walk = [&](int n) -> std::set<int> {
+    const JoinNode& j = p.joins[static_cast<std::size_t>(n)];
+    switch (j.kind) {
+      case JoinKind::Leaf: return {j.leaf};
+      case JoinKind::Left: return walk(j.left);
+      case JoinKind::Right: return walk(j.right);
+      case JoinKind::Full: {
+        std::set<int> l = walk(j.left), r = walk(j.right);
+        l.insert(r.begin(), r.end());
+        return l;
+      }
+      case JoinKind::Inner: return {};
+    }
+    return {};
+  };
+  return walk(p.root);
+}
+
 // The parts of an outer-join view's delta for changes c: the affected keys
 // (a WITH clause defining ivm_keys), the rows of those keys after the change
 // (multiplicity +1), and the rows whose key is NULL, which never match and
@@ -216,8 +239,10 @@ OuterDelta outer_delta(const ViewPlan& p, const Changes& c, const std::vector<st
     return anchored.count(j) ? restricted(leaf_of(p, j)) : leaf_of(p, j).relation;
   };
   out.now = "SELECT " + select_list(exprs) + "1::int8 AS __m FROM " + from_tree(p, p.root, now) + where_and(p);
+  std::set<int> survivors = null_key_survivors(p);
   for (const auto& change : c) {
     const int i = change.first;
+    if (!survivors.count(i)) continue;  // its NULL-key rows never reach the view
     const DeltaSource& d = change.second;
     const Leaf& li = leaf_of(p, i);
     SourceFn alone = [&](int j) -> std::string {
@@ -606,6 +631,7 @@ std::string keyed_outer_apply(const ViewPlan& p, const Changes& c, bool exclusiv
          " FROM d, generate_series(1, -d.__m) i WHERE d.__m < 0)";
   sql += paired_apply(p, "c" + std::to_string(p.view_key));
   // Rows with a NULL key: no key lock covers them; they go through as a bag.
+  if (od.alone.empty()) return sql + paired_result(p);
   sql += ", nk AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + join(od.alone, " UNION ALL ") + ") ivm_z" +
          group_by(cn) + " HAVING sum(__m) <> 0), " + bag_apply(p, "nk", "zdel", "zins", exclusive);
   return sql + paired_result(p) + " UNION ALL SELECT zdel.*, -1::int8 FROM zdel UNION ALL SELECT zins.*, 1::int8 FROM zins";
@@ -885,11 +911,16 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
     ovc.push_back("CASE WHEN f.__live THEN " + p.finals[i] + " END AS " + oc[i]);
   }
   std::string probe = "SELECT " + join(ovc, ", ") + " FROM (SELECT f.*, coalesce(" + live +
-                      ", false) AS __live FROM f) f LEFT JOIN " + p.name + " w ON :ON";
+                      ", false) AS __live FROM f) f LEFT JOIN ";
   if (p.global()) {
     // A global aggregate has at most one row.
-    sql += ", ov AS (" + probe.substr(0, probe.size() - 3) + "true)";
+    sql += ", ov AS (" + probe + p.name + " w ON true)";
   } else {
+    // A group has at most one row: one index probe per group (LIMIT 1), which
+    // the planner cannot turn into a hash join reading the whole view for a
+    // large batch.
+    probe += "LATERAL (SELECT w.ctid, " + join(prefixed("w.", p.columns), ", ") + " FROM " + p.name +
+             " w WHERE :ON LIMIT 1) w ON true";
     std::vector<std::string> wg;
     for (int c : p.group_columns) wg.push_back("w." + p.columns[static_cast<std::size_t>(c)]);
     sql += ", ov AS (" + probe_arms(probe + " WHERE :ARM", wg, prefixed("f.", sg)) + ")";
