@@ -12,6 +12,12 @@
 #   bench_settings           "name=value" lines: the server settings a report must state
 #   bench_build_id           the ivm build installed in IVM_PG_BIN (md5 of ivm.so and of the SQL)
 #   bench_loadavg            the 1-minute load average
+#   bench_deferred_views DB N  database DB with N customers (bench/gen.sql) and the six views of
+#                            demo/views_ivm.sql; with MODE=deferred (the default), in mode deferred
+#   bench_timed_apply DB S N the CPU of one deferred apply: the appliers' lock is held while pgbench
+#                            (2 clients, pgbench/oltp.sql over N customers) writes for S seconds,
+#                            then everything is applied at once (alone: its wall time is its CPU);
+#                            prints "transactions seconds view_rows"
 #
 # The benchmark's server settings, the same for every configuration of every script (a
 # throwaway cluster gets them at its start, before anything is generated or measured):
@@ -146,4 +152,41 @@ WHERE n.nspname = 'ivm_state' AND c.relkind IN ('r', 'm')
   AND c.relname !~ '^(s|k|delta)_[0-9]+$'
   AND c.oid NOT IN (SELECT viewid FROM ivm.views)
 SQL
+}
+
+bench_deferred_views() {
+    local db="$1" n="$2" mode="${MODE:-deferred}"
+    psql -X -q -d postgres -c "CREATE DATABASE $db"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v N="$n" -f "$BENCH_DIR/gen.sql" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE SEQUENCE bench_ticket_id START $(awk -v n="$n" 'BEGIN { printf "%.0f", 1.3 * n + 1 }')" \
+        -c "CREATE EXTENSION ivm" -f "$IVM_ROOT/demo/views_ivm.sql" >/dev/null 2>&1
+    if [[ "$mode" != immediate ]]; then
+        psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SELECT ivm.set_mode(viewid::regclass::text, '$mode')
+            FROM ivm.views WHERE NOT internal ORDER BY level" >/dev/null
+    fi
+    psql -X -q -d "$db" -c "VACUUM ANALYZE"
+}
+
+bench_timed_apply() {
+    local db="$1" seconds="$2" n="$3" out ntx m t
+    out="$(mktemp)"
+    m=$(awk -v n="$n" 'BEGIN { printf "%.0f", 2.7 * n }')
+    t=$(awk -v n="$n" 'BEGIN { printf "%.0f", 1.3 * n }')
+    psql -X -qAt -d "$db" -c "SELECT ivm.apply_deltas()" >/dev/null
+    psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" >"$out" <<SQL &
+BEGIN;
+SELECT pg_catalog.pg_advisory_xact_lock(x'69766d6170706c79'::int8);  -- the appliers' lock ("ivmapply")
+SELECT pg_sleep($seconds + 1);
+SELECT 'start', extract(epoch FROM clock_timestamp());
+SELECT 'rows', ivm.apply_deltas();
+SELECT 'end', extract(epoch FROM clock_timestamp());
+COMMIT;
+SQL
+    sleep 0.5
+    ntx=$(pgbench -n -M prepared -c 2 -j 2 -T "$seconds" -f "$BENCH_DIR/pgbench/oltp.sql" \
+              -D N="$n" -D M="$m" -D T="$t" "$db" 2>&1 | awk '/actually processed/ { print $NF }')
+    wait
+    awk -F'|' -v n="$ntx" '$1 == "start" { a = $2 } $1 == "end" { b = $2 } $1 == "rows" { r = $2 }
+        END { printf "%d %.3f %d\n", n, b - a, r }' "$out"
+    rm -f "$out"
 }

@@ -27,12 +27,14 @@ cd "$(dirname "$0")/.."
 unset PGHOST PGPORT PGUSER PGDATABASE
 # shellcheck source=test/lib/cluster.sh
 source test/lib/cluster.sh
+CHECKS_TAG=cdc
+# shellcheck source=test/lib/checks.sh
+source test/lib/checks.sh
 
 pub_port="${IVM_CDC_PORT:-55441}"
 sub_port="${IVM_CDC_SUB_PORT:-55442}"
 transactions="${IVM_CDC_TRANSACTIONS:-300}"
 db=cdc
-checks=0 failures=0
 pub_dir=""
 
 stop_publisher() {
@@ -50,19 +52,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-say() { printf '[cdc %s] %s\n' "$(date +%T)" "$*"; }
-check() {
-    local what="$1"
-    shift
-    checks=$((checks + 1))
-    if "$@"; then
-        say "ok: $what"
-    else
-        failures=$((failures + 1))
-        say "FAILED: $what"
-    fi
-}
-want() { [[ "$1" == "$2" ]] || { say "  got '$1', want '$2'"; return 1; }; }
 sub() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 pub() { psql -X -qAt -v ON_ERROR_STOP=1 -h "$pub_dir" -p "$pub_port" -U postgres -d "$db" "$@"; }
 

@@ -34,6 +34,9 @@ cd "$(dirname "$0")/.."
 unset PGHOST PGPORT PGUSER PGDATABASE
 # shellcheck source=test/lib/cluster.sh
 source test/lib/cluster.sh
+CHECKS_TAG=crash
+# shellcheck source=test/lib/checks.sh
+source test/lib/checks.sh
 
 port="${IVM_CRASH_PORT:-55438}"
 db=crash
@@ -42,8 +45,7 @@ scenarios=0
 bg_pids=()
 
 cleanup() {
-    local p
-    for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    stop_pids "${bg_pids[@]}"
     wait 2>/dev/null || true
     if [[ "${IVM_CRASH_KEEP:-0}" == 1 && -n "$IVM_CLUSTER_DIR" ]]; then
         echo "IVM_CRASH_KEEP: cluster left running: PGHOST=$IVM_CLUSTER_DIR PGPORT=$port, database $db"
@@ -54,47 +56,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-say() { printf '[crash %s] %s\n' "$(date +%T)" "$*"; }
 fail() {
     echo "MISMATCH: $*" >&2
     mismatches=$((mismatches + 1))
 }
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-
-data_dir() { echo "$IVM_CLUSTER_DIR/data"; }
-
-pg_ctl_() {
-    (cd "$IVM_CLUSTER_DIR" && runuser -u postgres -- "$IVM_PG_BIN/pg_ctl" -D "$(data_dir)" \
-        -l "$IVM_CLUSTER_DIR/server.log" "$@")
-}
-
-# start_server: starts the (stopped or crashed) cluster, waiting for recovery to finish.
-start_server() {
-    pg_ctl_ -w -t 120 start >"$IVM_CLUSTER_DIR/pg_ctl.out" 2>&1 || {
-        cat "$IVM_CLUSTER_DIR/pg_ctl.out" >&2
-        echo "server failed to start; log:" >&2
-        tail -n 40 "$IVM_CLUSTER_DIR/server.log" >&2
-        exit 1
-    }
-}
-
-# crash_server: SIGKILL to the postmaster and every process it started, at the same moment.
-crash_server() {
-    local pm kids
-    pm="$(head -1 "$(data_dir)/postmaster.pid")"
-    kids="$(pgrep -P "$pm" | tr '\n' ' ' || true)"
-    # shellcheck disable=SC2086
-    kill -9 "$pm" $kids 2>/dev/null || true
-    # Wait until every one of them is gone (reaped), so the restart finds no live old process.
-    local p alive
-    for _ in $(seq 1 100); do
-        alive=0
-        for p in $pm $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
-        ((alive == 0)) && break
-        sleep 0.1
-    done
-    say "killed postmaster $pm and $(wc -w <<<"$kids") child processes (SIGKILL)"
-}
 
 # configure: settings appended to postgresql.conf (later lines win), then a restart.
 configure() {

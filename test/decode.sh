@@ -27,18 +27,18 @@ cd "$(dirname "$0")/.."
 unset PGHOST PGPORT PGUSER PGDATABASE
 # shellcheck source=test/lib/cluster.sh
 source test/lib/cluster.sh
+CHECKS_TAG=decode
+# shellcheck source=test/lib/checks.sh
+source test/lib/checks.sh
 
 port="${IVM_DECODE_PORT:-55439}"
 transactions="${IVM_DECODE_TRANSACTIONS:-400}"
 seed="${IVM_DECODE_SEED:-1}"
 db=ivm_decode
-checks=0 failures=0
 consumers=()
 
 cleanup() {
-    local p
-    for p in "${consumers[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${consumers[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids "${consumers[@]}"
     if [[ "${IVM_DECODE_KEEP:-0}" == 1 && -n "$IVM_CLUSTER_DIR" ]]; then
         echo "IVM_DECODE_KEEP: cluster left running: PGHOST=$IVM_CLUSTER_DIR PGPORT=$port, database $db"
         return
@@ -48,18 +48,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-say() { printf '[decode %s] %s\n' "$(date +%T)" "$*"; }
-check() {   # check <what> <condition command...>
-    local what="$1"
-    shift
-    checks=$((checks + 1))
-    if "$@"; then
-        say "ok: $what"
-    else
-        failures=$((failures + 1))
-        say "FAILED: $what"
-    fi
-}
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 
 # ---------------------------------------------------------------------------------------------

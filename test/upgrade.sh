@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 # shellcheck source=test/lib/cluster.sh
 source test/lib/cluster.sh
+CHECKS_TAG=upgrade
+# shellcheck source=test/lib/checks.sh
+source test/lib/checks.sh
 
 # A cluster of its own, never the one PGHOST points at.
 unset PGHOST PGPORT PGUSER PGDATABASE
@@ -24,19 +27,12 @@ previous="${IVM_PREVIOUS:-v0.1}"
 port="${IVM_UPGRADE_PORT:-55436}"
 new_version="$(sed -n "s/^default_version = '\(.*\)'/\1/p" ivm.control)"
 system_bin="$IVM_PG_BIN"
-checks=0 failures=0
 
 tree="$(mktemp -d /tmp/ivm-upgrade.XXXXXX)"
 chmod 0755 "$tree"   # the server runs as postgres, from binaries in here
 cleanup() { ivm_cluster_stop; rm -rf "$tree"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-say() { printf '[upgrade %s] %s\n' "$(date +%T)" "$*"; }
-check() {
-    local what="$1"; shift
-    checks=$((checks + 1))
-    if "$@"; then say "ok: $what"; else failures=$((failures + 1)); say "FAILED: $what"; fi
-}
 
 # The tag, or the commit it names (a clone without tags still has the history).
 if ! git rev-parse --verify -q "$previous^{commit}" >/dev/null; then

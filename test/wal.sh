@@ -38,17 +38,17 @@ cd "$(dirname "$0")/.."
 unset PGHOST PGPORT PGUSER PGDATABASE
 # shellcheck source=test/lib/cluster.sh
 source test/lib/cluster.sh
+CHECKS_TAG=wal
+# shellcheck source=test/lib/checks.sh
+source test/lib/checks.sh
 
 port="${IVM_WAL_PORT:-55440}"
 scenarios="${IVM_WAL_SCENARIOS:-views status straggler worker crash}"
-checks=0 failures=0
 bg_pids=()
 db=walv
 
 cleanup() {
-    local p
-    for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${bg_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids "${bg_pids[@]}"
     if [[ "${IVM_WAL_KEEP:-0}" == 1 && -n "$IVM_CLUSTER_DIR" ]]; then
         echo "IVM_WAL_KEEP: cluster left running: PGHOST=$IVM_CLUSTER_DIR PGPORT=$port"
         return
@@ -58,49 +58,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-say() { printf '[wal %s] %s\n' "$(date +%T)" "$*"; }
-check() {   # check <what> <command...>
-    local what="$1"
-    shift
-    checks=$((checks + 1))
-    if "$@"; then
-        say "ok: $what"
-    else
-        failures=$((failures + 1))
-        say "FAILED: $what"
-    fi
-}
 q() { psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-want() { [[ "$1" == "$2" ]] || { say "  got '$1', want '$2'"; return 1; }; }
-
-data_dir() { echo "$IVM_CLUSTER_DIR/data"; }
-pg_ctl_() {
-    (cd "$IVM_CLUSTER_DIR" && runuser -u postgres -- "$IVM_PG_BIN/pg_ctl" -D "$(data_dir)" \
-        -l "$IVM_CLUSTER_DIR/server.log" "$@")
-}
-start_server() {
-    pg_ctl_ -w -t 120 start >"$IVM_CLUSTER_DIR/pg_ctl.out" 2>&1 || {
-        cat "$IVM_CLUSTER_DIR/pg_ctl.out" >&2
-        tail -n 40 "$IVM_CLUSTER_DIR/server.log" >&2
-        exit 1
-    }
-}
-# crash_server: SIGKILL to the postmaster and every process it started, at the same moment.
-crash_server() {
-    local pm kids p alive
-    pm="$(head -1 "$(data_dir)/postmaster.pid")"
-    kids="$(pgrep -P "$pm" | tr '\n' ' ' || true)"
-    # shellcheck disable=SC2086
-    kill -9 "$pm" $kids 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        alive=0
-        for p in $pm $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
-        ((alive == 0)) && break
-        sleep 0.1
-    done
-    say "killed postmaster $pm and $(wc -w <<<"$kids") child processes (SIGKILL)"
-}
-
 # exact: every view of the database exact (ivm.verify = 0).
 exact() {
     local bad

@@ -2,7 +2,7 @@
 """SQLsmith against ivm.create_view: queries nobody here wrote.
 
 SQLsmith (--dry-run, fixed seed) generates queries against a database holding the
-Customer 360 seed tables (test/smith/schema.sql) and the seed views as plain views.
+Customer 360 seed tables (demo/schema_and_data.sql, test/smith/schema.sql) and the seed views as plain views.
 Each query is fed to ivm.create_view in a second database where the same seed views
 are ivm views. Every query must be either
 
@@ -49,6 +49,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 TARGET_DB = "ivm_smith"
 GEN_DB = "ivm_smith_gen"
 VIEW = "public.smith_v"
@@ -607,6 +608,7 @@ class Smith:
         for db in (TARGET_DB, GEN_DB):
             admin("DROP DATABASE IF EXISTS %s" % db)
             admin("CREATE DATABASE %s" % db)
+            admin_file(os.path.join(ROOT, "demo", "schema_and_data.sql"), db)
             admin_file(os.path.join(HERE, "schema.sql"), db)
         for name, q in SEED_VIEWS + PLAIN_VIEWS:
             admin("CREATE VIEW %s AS %s" % (name, q), GEN_DB)
@@ -689,7 +691,7 @@ class Smith:
         n = len(self.findings) + 1
         path = os.path.join(self.out, "finding_%03d.sql" % n)
         with open(path, "w") as f:
-            f.write("-- %s: %s\n-- load test/smith/schema.sql and the seed views first (smith.py --keep keeps them)\n"
+            f.write("-- %s: %s\n-- load demo/schema_and_data.sql, test/smith/schema.sql and the seed views first (smith.py --keep keeps them)\n"
                     % (kind, detail))
             f.write("BEGIN;\nSELECT ivm.create_view('%s', %s, '%s');\n" % (VIEW, dollar_quote(query), mode))
             for s in dml:
