@@ -281,7 +281,8 @@ std::string qualified_name(Oid relid) {
 
 class Compiler {
  public:
-  Compiler(const MaterializeFn& materialize, const IsViewFn& is_view) : materialize_(materialize), is_view_(is_view) {}
+  Compiler(const MaterializeFn& materialize, const IsViewFn& is_view, const UniqueFn& unique_on)
+      : materialize_(materialize), is_view_(is_view), unique_on_(unique_on) {}
 
   Analysis run(const std::string& text) {
     Query* q = parse_one(text);
@@ -302,6 +303,7 @@ class Compiler {
     outputs(q, p, out);
     key_class(q, p);
     find_view_key(p);
+    unique_key(p);
     return out;
   }
 
@@ -730,8 +732,12 @@ class Compiler {
       return l;
     };
     // Equalities "x = y" with x of one leaf and y of another.
+    struct Link {
+      int a, b;
+      OpExpr* op;
+    };
     auto equalities = [&](Node* quals, const std::set<int>& left, const std::set<int>& right) {
-      std::vector<std::pair<int, int>> out;
+      std::vector<Link> out;
       if (!quals) return out;
       List* conj = pg_call([&] { return make_ands_implicit((Expr*)quals); });
       ListCell* lc;
@@ -748,11 +754,11 @@ class Compiler {
         int la = leaf_of_rt_.at(*va.begin()), lb = leaf_of_rt_.at(*vb.begin());
         bool across = (left.count(la) && right.count(lb)) || (left.count(lb) && right.count(la));
         if (!across) continue;
-        out.push_back({item(la, a), item(lb, b)});
+        out.push_back({item(la, a), item(lb, b), op});
       }
       return out;
     };
-    std::vector<std::vector<std::pair<int, int>>> links;  // per join node
+    std::vector<std::vector<Link>> links;  // per join node
     for (std::size_t n = 0; n < p.joins.size(); ++n) {
       const plan::JoinNode& j = p.joins[n];
       if (j.kind == JoinKind::Leaf) continue;
@@ -762,11 +768,11 @@ class Compiler {
     }
     std::set<int> all;
     for (int i = 0; i < static_cast<int>(p.leaves.size()); ++i) all.insert(i);
-    std::vector<std::pair<int, int>> where_links;
+    std::vector<Link> where_links;
     if (!p.outer) where_links = equalities(q->jointree->quals, all, all);
     for (const auto& l : links)
-      for (auto [a, b] : l) parent[find(a)] = find(b);
-    for (auto [a, b] : where_links) parent[find(a)] = find(b);
+      for (const Link& k : l) parent[find(k.a)] = find(k.b);
+    for (const Link& k : where_links) parent[find(k.a)] = find(k.b);
     // A class qualifies when every leaf has an item in it and, for outer
     // joins, every join node has an equality inside it.
     std::string unordered;  // the type of a key class skipped for want of an ordering
@@ -780,7 +786,7 @@ class Compiler {
       bool every_join = true;
       for (const auto& l : links) {
         bool in = false;
-        for (auto [a, b] : l) in = in || find(a) == static_cast<int>(c);
+        for (const Link& k : l) in = in || find(k.a) == static_cast<int>(c);
         every_join = every_join && in;
       }
       if (p.outer && !every_join) continue;
@@ -789,7 +795,13 @@ class Compiler {
         unordered = expr_type(first);
         continue;
       }
-      for (std::size_t l = 0; l < p.leaves.size(); ++l) p.leaves[l].key = items[static_cast<std::size_t>(key[l])].expr;
+      for (std::size_t l = 0; l < p.leaves.size(); ++l) {
+        p.leaves[l].key = items[static_cast<std::size_t>(key[l])].expr;
+        key_nodes_.push_back(items[static_cast<std::size_t>(key[l])].node);
+      }
+      for (const auto& l : links)
+        for (const Link& k : l)
+          if (find(k.a) == static_cast<int>(c)) key_ops_.push_back(k.op);
       p.key_type = expr_type(items[static_cast<std::size_t>(key[0])].node);
       return;
     }
@@ -829,8 +841,47 @@ class Compiler {
           p.view_key = static_cast<int>(i);
   }
 
+  // unique_key: whether every leaf of a keyed outer-join view has at most
+  // one row per key value, so that the view has at most one row per key.
+  // The key-class equalities must mean what the proof's equality means: the
+  // operators belong to the key type's default btree family, and compare
+  // under a deterministic collation (or none), whose equality is the finest;
+  // a coarser join equality (a case-insensitive collation) could match two
+  // rows an index keeps apart.  FULL joins are left out: an unmatched row of
+  // each side can show the same key.
+  void unique_key(plan::ViewPlan& p) {
+    if (!p.outer || p.view_key < 0 || key_nodes_.size() != p.leaves.size()) return;
+    for (const auto& j : p.joins)
+      if (j.kind == JoinKind::Full) return;
+    for (OpExpr* op : key_ops_)
+      if (OidIsValid(op->inputcollid) && !pg_call([&] { return get_collation_isdeterministic(op->inputcollid); }))
+        return;
+    for (std::size_t l = 0; l < p.leaves.size(); ++l) {
+      if (!IsA(key_nodes_[l], Var)) return;
+      const Var* v = reinterpret_cast<const Var*>(key_nodes_[l]);
+      if (v->varattno <= 0) return;
+      const plan::Leaf& leaf = p.leaves[l];
+      Oid family = pg_call([&] { return lookup_type_cache(v->vartype, TYPECACHE_BTREE_OPFAMILY)->btree_opf; });
+      if (!OidIsValid(family)) return;
+      for (OpExpr* op : key_ops_)
+        if (!pg_call([&] { return op_in_opfamily(op->opno, family); })) return;
+      if (leaf.is_view) {
+        std::string column = pg_call([&] {
+          return std::string(quote_identifier(get_attname(leaf.relid, v->varattno, false)));
+        });
+        if (!unique_on_(leaf.relid, column)) return;
+      } else if (!OidIsValid(unique_index_on(leaf.relid, v->varattno))) {
+        return;
+      }
+    }
+    p.unique_key = true;
+  }
+
   const MaterializeFn& materialize_;
   const IsViewFn& is_view_;
+  const UniqueFn& unique_on_;
+  std::vector<Node*> key_nodes_;   // per leaf, its expression of the key class
+  std::vector<OpExpr*> key_ops_;   // the join equalities of the key class
   std::map<int, std::set<int>> columns_;
   std::map<int, int> leaf_of_rt_;
   std::map<int, Node*> join_quals_;
@@ -854,9 +905,42 @@ std::string strip_query(const std::string& query) {
   return query.substr(b, e - b + 1);
 }
 
-Analysis analyze_query(const std::string& query, const MaterializeFn& materialize, const IsViewFn& is_view) {
+std::uint32_t unique_index_on(std::uint32_t relid, int attno) {
+  return pg_call([&]() -> Oid {
+    Oid family = lookup_type_cache(get_atttype(relid, static_cast<AttrNumber>(attno)), TYPECACHE_BTREE_OPFAMILY)->btree_opf;
+    Relation rel = table_open(relid, AccessShareLock);
+    List* indexes = RelationGetIndexList(rel);
+    Oid found = InvalidOid;
+    ListCell* lc;
+    foreach (lc, indexes) {
+      Oid ix = lfirst_oid(lc);
+      HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(ix));
+      if (!HeapTupleIsValid(tup)) continue;
+      Form_pg_index f = reinterpret_cast<Form_pg_index>(GETSTRUCT(tup));
+      // Deferrable uniqueness may be violated until commit; a partial or
+      // expression index says nothing about the column's other rows.
+      bool ok = f->indisunique && f->indimmediate && f->indisvalid && f->indnkeyatts == 1 &&
+                f->indkey.values[0] == attno && heap_attisnull(tup, Anum_pg_index_indpred, nullptr) &&
+                heap_attisnull(tup, Anum_pg_index_indexprs, nullptr);
+      bool primary = f->indisprimary;
+      if (ok) {
+        bool isnull = false;
+        Datum d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull);
+        ok = !isnull && get_opclass_family(reinterpret_cast<oidvector*>(DatumGetPointer(d))->values[0]) == family;
+      }
+      ReleaseSysCache(tup);
+      if (ok && (!OidIsValid(found) || primary)) found = ix;
+    }
+    list_free(indexes);
+    table_close(rel, AccessShareLock);
+    return found;
+  });
+}
+
+Analysis analyze_query(const std::string& query, const MaterializeFn& materialize, const IsViewFn& is_view,
+                       const UniqueFn& unique_on) {
   std::string text = strip_query(query);
-  Compiler c(materialize, is_view);
+  Compiler c(materialize, is_view, unique_on);
   return c.run(text);
 }
 

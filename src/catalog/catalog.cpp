@@ -298,6 +298,37 @@ void rebase(plan::ViewPlan& p, std::uint32_t view) {
 // TABLE, DROP SCHEMA, DROP OWNED, ALTER TABLE DROP COLUMN alike), drops the
 // view with DROP EXTENSION ivm CASCADE, and treats the view's state tables as
 // parts of it (dropped with it, never alone).
+// key_indexes: the unique indexes that prove a unique_key plan's tables have
+// at most one row per key (see analyze::unique_index_on), or nullopt when a
+// table has none now (a restored database without the index).
+std::optional<std::vector<std::uint32_t>> key_indexes(pg::Spi& spi, const plan::ViewPlan& p) {
+  std::vector<std::uint32_t> out;
+  if (!p.unique_key) return out;
+  for (const auto& l : p.leaves) {
+    if (l.is_view) continue;
+    // The key of a table leaf is a plain column: "alias.column".
+    std::string column = l.key.substr(l.alias.size() + 1);
+    spi.exec_once("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = " + oid_text(l.relid) +
+                  " AND attnum > 0 AND NOT attisdropped AND pg_catalog.quote_ident(attname) = " + quote_literal(column));
+    if (spi.rows() != 1) return std::nullopt;
+    std::uint32_t ix = analyze::unique_index_on(l.relid, std::stoi(spi.text(0, 1)));
+    if (ix == 0) return std::nullopt;
+    out.push_back(ix);
+  }
+  return out;
+}
+
+// unique_on: whether ivm view `view` has at most one row per value of its
+// column `column`: an aggregate grouped by that column alone, or a keyed
+// outer-join view whose key is unique and shown in that column.
+bool unique_on(pg::Spi& spi, std::uint32_t view, const std::string& column) {
+  plan::ViewPlan v = load_plan(spi, view);
+  if (v.aggregate)
+    return v.groups.size() == 1 && v.group_columns.size() == 1 &&
+           v.columns[static_cast<std::size_t>(v.group_columns[0])] == column;
+  return v.outer && v.unique_key && v.view_key >= 0 && v.columns[static_cast<std::size_t>(v.view_key)] == column;
+}
+
 void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vector<std::uint32_t>& inputs) {
   std::set<std::pair<std::uint32_t, int>> columns;
   for (const auto& l : p.leaves) {
@@ -315,6 +346,7 @@ void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vecto
     spi.exec_once("SELECT " + quote_literal(t) + "::pg_catalog.regclass::oid");
     parts.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(0, 1))));
   }
+  std::vector<std::uint32_t> indexes = key_indexes(spi, p).value_or(std::vector<std::uint32_t>{});
   pg_call([&] {
     ObjectAddress view, other;
     ObjectAddressSet(view, RelationRelationId, p.oid);
@@ -324,6 +356,12 @@ void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vecto
     }
     for (const auto& [r, att] : columns) {
       ObjectAddressSubSet(other, RelationRelationId, r, att);
+      recordDependencyOn(&view, &other, DEPENDENCY_NORMAL);
+    }
+    // A view relying on its tables' unique keys (plan::ViewPlan::unique_key)
+    // keeps those indexes: dropping one needs CASCADE, which drops the view.
+    for (std::uint32_t ix : indexes) {
+      ObjectAddressSet(other, RelationRelationId, ix);
       recordDependencyOn(&view, &other, DEPENDENCY_NORMAL);
     }
     ObjectAddressSet(other, ExtensionRelationId, get_extension_oid("ivm", false));
@@ -639,7 +677,10 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
     return oid;
   };
   analyze::IsViewFn view_p = [&](std::uint32_t relid) { return is_view(spi, relid); };
-  analyze::Analysis a = analyze::analyze_query(query, materialize, view_p);
+  analyze::UniqueFn unique_p = [&](std::uint32_t relid, const std::string& column) {
+    return unique_on(spi, relid, column);
+  };
+  analyze::Analysis a = analyze::analyze_query(query, materialize, view_p, unique_p);
   check_rights(a.inputs, caller);
 
   pg::PinnedSearchPath pinned;
@@ -742,6 +783,9 @@ void repair_restored(pg::Spi& spi, std::uint32_t view) {
   // The plan is stored with the oids it was loaded with (load_plan takes them
   // from the names), so that a later rename finds its relations by oid.
   plan::ViewPlan p = load_plan(spi, view);
+  // A restored database without the unique index the plan relied on keeps
+  // the view exact through the general keyed maintenance.
+  if (p.unique_key && !key_indexes(spi, p)) p.unique_key = false;
   spi.exec_once("UPDATE ivm.views SET querytree = " + quote_literal(analyze::querytree_of(definition)) +
                 ", plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(view));
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "

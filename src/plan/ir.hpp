@@ -77,6 +77,10 @@ struct ViewPlan {
   // then found in the view itself instead of being recomputed from the
   // inputs' old state.
   int view_key = -1;
+  // With a view key: every leaf has at most one row per key value (a unique
+  // index on its key column, or an ivm view with one row per key), so the
+  // view has at most one row per key.
+  bool unique_key = false;
 
   // Aggregate views (also SELECT DISTINCT, as GROUP BY every column).
   bool aggregate = false;

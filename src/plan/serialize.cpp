@@ -79,7 +79,7 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-constexpr long long kFormat = 3;
+constexpr long long kFormat = 4;
 
 }  // namespace
 
@@ -141,6 +141,7 @@ std::string serialize(const ViewPlan& p) {
   w.str(p.having);
   w.num(p.view_key);
   w.num(p.extreme_counts);
+  w.num(p.unique_key);
   return w.take();
 }
 
@@ -197,6 +198,7 @@ ViewPlan deserialize(const std::string& text) {
   p.having = r.str();
   if (format >= 2) p.view_key = static_cast<int>(r.num());  // format 1 had no view_key
   p.extreme_counts = format >= 3 ? r.flag() : false;         // nor MIN/MAX counts before 3
+  p.unique_key = format >= 4 ? r.flag() : false;             // nor unique view keys before 4
   if (!r.done()) throw std::runtime_error("corrupt view plan: trailing data");
   return p;
 }

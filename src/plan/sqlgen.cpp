@@ -574,6 +574,26 @@ std::string bag_apply(const ViewPlan& p, const std::string& d, const std::string
          ".__m > 0 RETURNING *)";
 }
 
+// apply_pairs: carries out the pairs of CTE pr (__tid: the view row to
+// replace or remove, or NULL; __n: whether a new row comes; o<i>: the old
+// row's values; c<i>: the new row's) as an UPDATE in place, a DELETE and an
+// INSERT, each RETURNING what it changed.
+std::string apply_pairs(const ViewPlan& p) {
+  std::vector<std::string> cn = numbered("c", p.columns.size());
+  std::vector<std::string> old_cols, new_cols;
+  for (std::size_t i = 0; i < cn.size(); ++i) {
+    old_cols.push_back("pr.o" + std::to_string(i));
+    new_cols.push_back("v." + p.columns[i] + " AS n" + std::to_string(i));
+  }
+  std::string sql = ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" + join(prefixed("pr.", cn), ", ") +
+         ") FROM pr WHERE " + by_tid("v", "pr", "pr.__n AND pr.__tid IS NOT NULL") + " RETURNING " + join(old_cols, ", ") +
+         ", " + join(new_cols, ", ") + ")";
+  sql += ", del AS (DELETE FROM " + p.name + " v USING pr WHERE " + by_tid("v", "pr", "NOT pr.__n") + " RETURNING v.*)";
+  sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("pr.", cn), ", ") +
+         " FROM pr WHERE pr.__tid IS NULL RETURNING *)";
+  return sql;
+}
+
 // paired_apply: applies consolidated change d (a CTE with columns c<i>, __m)
 // to a view that has a locator column.  `gone` is a CTE naming, for each
 // removed row copy, its ctid (__tid) and values (c<i>).  Removed and added
@@ -585,22 +605,14 @@ std::string paired_apply(const ViewPlan& p, const std::string& loc) {
   std::string sql = ", came AS (SELECT " + lead(prefixed("d.", cn)) + "row_number() OVER (PARTITION BY d." + loc +
                     ") AS __rn FROM d, generate_series(1, d.__m) WHERE d.__m > 0)";
   sql += ", gp AS (SELECT gone.*, row_number() OVER (PARTITION BY gone." + loc + ") AS __rn FROM gone)";
-  std::vector<std::string> prc{"gp.__tid", "came.__rn IS NOT NULL AS __n"}, old_cols, new_cols;
+  std::vector<std::string> prc{"gp.__tid", "came.__rn IS NOT NULL AS __n"};
   for (std::size_t i = 0; i < cn.size(); ++i) {
     prc.push_back("gp." + cn[i] + " AS o" + std::to_string(i));
     prc.push_back("came." + cn[i]);
-    old_cols.push_back("pr.o" + std::to_string(i));
-    new_cols.push_back("v." + p.columns[i] + " AS n" + std::to_string(i));
   }
   sql += ", pr AS (SELECT " + join(prc, ", ") + " FROM gp FULL JOIN came ON gp." + loc + " = came." + loc +
          " AND gp.__rn = came.__rn)";
-  sql += ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" + join(prefixed("pr.", cn), ", ") +
-         ") FROM pr WHERE " + by_tid("v", "pr", "pr.__n AND pr.__tid IS NOT NULL") + " RETURNING " + join(old_cols, ", ") +
-         ", " + join(new_cols, ", ") + ")";
-  sql += ", del AS (DELETE FROM " + p.name + " v USING pr WHERE " + by_tid("v", "pr", "NOT pr.__n") + " RETURNING v.*)";
-  sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("pr.", cn), ", ") +
-         " FROM pr WHERE pr.__tid IS NULL RETURNING *)";
-  return sql;
+  return sql + apply_pairs(p);
 }
 
 std::string paired_result(const ViewPlan& p) {
@@ -616,20 +628,41 @@ std::string paired_result(const ViewPlan& p) {
 // keyed_outer_apply: an outer-join view whose rows show their join key in
 // column view_key.  The affected keys' rows are read from the view with their
 // ctids and consolidated against the recomputed rows (unchanged rows cancel);
-// what remains is paired up per key.  Writers of the same keys are
-// serialized by the key locks taken before, so the rows read stay as read.
+// what remains is paired up per key.  When every leaf is unique on the key
+// (unique_key), a key has at most one row, and the old and new rows are simply
+// joined on it.  Writers of the same keys are serialized by the key locks
+// taken before, so the rows read stay as read.
 std::string keyed_outer_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
   std::vector<std::string> cn = numbered("c", p.columns.size());
   OuterDelta od = outer_delta(p, c, p.outputs);
-  std::string sql = od.keys + ", d AS (SELECT " + lead(cn) +
-                    "sum(__m)::int8 AS __m, array_agg(__tid) FILTER (WHERE __tid IS NOT NULL) AS __tids FROM (SELECT v.ctid, " +
-                    lead(prefixed("v.", p.columns)) + "-1::int8 FROM ivm_keys JOIN " + p.name + " v ON v." +
-                    p.columns[static_cast<std::size_t>(p.view_key)] + " = ivm_keys.k UNION ALL SELECT NULL::tid, " +
-                    od.now.substr(std::string("SELECT ").size()) + ") ivm_b(__tid, " + lead(cn) + "__m)" + group_by(cn) +
-                    " HAVING sum(__m) <> 0)";
-  sql += ", gone AS (SELECT d.__tids[i] AS __tid, " + join(prefixed("d.", cn), ", ") +
-         " FROM d, generate_series(1, -d.__m) i WHERE d.__m < 0)";
-  sql += paired_apply(p, "c" + std::to_string(p.view_key));
+  std::string sql = od.keys;
+  const std::string& key = p.columns[static_cast<std::size_t>(p.view_key)];
+  if (p.unique_key) {
+    // At most one row per key before and after: the view's row and the
+    // recomputed one meet in a join on the key; a pair that differs becomes
+    // an update, a lone old row a delete, a lone new row an insert.
+    std::string vk = std::to_string(p.view_key);
+    std::vector<std::string> on = numbered("o", p.columns.size()), olds, prc{"o.__tid", "n.__m IS NOT NULL AS __n"};
+    for (std::size_t i = 0; i < cn.size(); ++i) {
+      olds.push_back("v." + p.columns[i] + " AS " + on[i]);
+      prc.push_back("o." + on[i]);
+      prc.push_back("n." + cn[i]);
+    }
+    sql += ", n AS (" + od.now + "), o AS (SELECT v.ctid AS __tid, " + join(olds, ", ") + " FROM ivm_keys JOIN " +
+           p.name + " v ON v." + key + " = ivm_keys.k)";
+    sql += ", pr AS (SELECT " + join(prc, ", ") + " FROM o FULL JOIN n ON o.o" + vk + " = n.c" + vk +
+           " WHERE o.__tid IS NULL OR n.__m IS NULL OR ROW(" + join(prefixed("o.", on), ", ") +
+           ") IS DISTINCT FROM ROW(" + join(prefixed("n.", cn), ", ") + "))" + apply_pairs(p);
+  } else {
+    sql += ", d AS (SELECT " + lead(cn) +
+           "sum(__m)::int8 AS __m, array_agg(__tid) FILTER (WHERE __tid IS NOT NULL) AS __tids FROM (SELECT v.ctid, " +
+           lead(prefixed("v.", p.columns)) + "-1::int8 FROM ivm_keys JOIN " + p.name + " v ON v." + key +
+           " = ivm_keys.k UNION ALL SELECT NULL::tid, " + od.now.substr(std::string("SELECT ").size()) +
+           ") ivm_b(__tid, " + lead(cn) + "__m)" + group_by(cn) + " HAVING sum(__m) <> 0)";
+    sql += ", gone AS (SELECT d.__tids[i] AS __tid, " + join(prefixed("d.", cn), ", ") +
+           " FROM d, generate_series(1, -d.__m) i WHERE d.__m < 0)";
+    sql += paired_apply(p, "c" + std::to_string(p.view_key));
+  }
   // Rows with a NULL key: no key lock covers them; they go through as a bag.
   if (od.alone.empty()) return sql + paired_result(p);
   sql += ", nk AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + join(od.alone, " UNION ALL ") + ") ivm_z" +
@@ -999,6 +1032,9 @@ std::string explain(const ViewPlan& p) {
   tree(p.root, 0);
   o << "Maintenance: " << (p.outer ? "affected-key recompute over outer joins" : "linear delta rules")
     << (p.keylock.empty() ? "" : ", writers serialize per join key") << "\n";
+  if (p.outer && p.view_key >= 0)
+    o << "View key: " << p.columns[static_cast<std::size_t>(p.view_key)]
+      << (p.unique_key ? ", at most one row per key (every input is unique on it)" : "") << "\n";
   o << "Delta steps for an INSERT into " << p.leaves[0].relation << ":\n";
   Changes c{{0, DeltaSource{"<inserted rows>", "", ""}}};
   std::string lock = sql_lock_keys(p, c);

@@ -291,6 +291,16 @@ FROM fuzz.events_nopk"""),
 SELECT account_tier, count(*) AS n, min(signup_date) AS first_signup, count(email) AS with_email
 FROM fuzz.customers
 GROUP BY account_tier"""),
+    ("customer_360_nested", "outer joins over an outer-join view and an aggregate view, all unique on the key", """
+SELECT c.customer_id, c.account_tier, x.engagement_score, x.total_orders, s.open_tickets
+FROM fuzz.customers c
+LEFT JOIN @customer_360 x ON x.customer_id = c.customer_id AND x.total_orders > 0
+LEFT JOIN @customer_support_summary s ON s.customer_id = c.customer_id AND s.open_tickets > 0
+WHERE c.account_tier IS DISTINCT FROM 'gold'"""),
+    ("customer_orders_right", "RIGHT JOIN of a view unique on the key to a primary key", """
+SELECT c.customer_id, c.email, o.total_orders, o.last_order_at
+FROM @customer_order_summary o
+RIGHT JOIN fuzz.customers c ON o.customer_id = c.customer_id"""),
 ]
 
 VIEW_REF = re.compile(r"@(\w+)")

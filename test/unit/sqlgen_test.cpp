@@ -519,6 +519,22 @@ TEST(OuterJoin, KeyedViewReadsOldRowsWithTheirCtidsAndPairsPerKey) {
   EXPECT_TRUE(Has(preserved, " UNION ALL SELECT zdel.*, -1::int8 FROM zdel UNION ALL SELECT zins.*, 1::int8 FROM zins"));
 }
 
+TEST(OuterJoin, UniqueKeyJoinsOldAndNewRowsOnTheKey) {
+  ViewPlan p = left_join();
+  p.view_key = 0;
+  p.unique_key = true;
+  const std::string sql = sql_spj_apply(p, {{1, inserted("ivm_new")}}, false);
+  // One old row (with its ctid) and one new row per key, joined on the key:
+  // no consolidation over every column, no pairing by row number.
+  EXPECT_TRUE(Has(sql, "o AS (SELECT v.ctid AS __tid, v.name AS o0, v.amount AS o1 FROM ivm_keys JOIN public.v_left v ON v.name = ivm_keys.k)"));
+  EXPECT_TRUE(Has(sql, "FROM o FULL JOIN n ON o.o0 = n.c0 WHERE o.__tid IS NULL OR n.__m IS NULL OR ROW(o.o0, o.o1) IS DISTINCT FROM ROW(n.c0, n.c1)"));
+  EXPECT_TRUE(Lacks(sql, "GROUP BY"));
+  EXPECT_TRUE(Lacks(sql, "row_number()"));
+  EXPECT_TRUE(Before(sql, "pr AS (", "upd AS (UPDATE public.v_left v SET"));
+  // NULL keys still go through as a bag when the preserved leaf changes.
+  EXPECT_TRUE(Has(sql_spj_apply(p, {{0, inserted("ivm_new")}}, false), "nk AS ("));
+}
+
 TEST(OuterJoin, OnlyAnchoredLeavesAreRestricted) {
   // customers LEFT JOIN orders: customers carry every row, orders are found by key.
   const ViewPlan p = left_join();
