@@ -18,6 +18,11 @@
 #                            (2 clients, pgbench/oltp.sql over N customers) writes for S seconds,
 #                            then everything is applied at once (alone: its wall time is its CPU);
 #                            prints "transactions seconds view_rows"
+#   bench_backend_cpu DB N C one session runs N mixed OLTP transactions (the four writes of
+#                            pgbench/oltp.sql, over C customers, each transaction committed) and
+#                            reads its own CPU time from /proc (utime + stime, 10 ms ticks):
+#                            prints "cpu_ms_per_tx wall_ms_per_tx".  One backend's CPU is what the
+#                            writes and their maintenance cost, whatever else the box is doing.
 #
 # The benchmark's server settings, the same for every configuration of every script (a
 # throwaway cluster gets them at its start, before anything is generated or measured):
@@ -189,4 +194,39 @@ SQL
     awk -F'|' -v n="$ntx" '$1 == "start" { a = $2 } $1 == "end" { b = $2 } $1 == "rows" { r = $2 }
         END { printf "%d %.3f %d\n", n, b - a, r }' "$out"
     rm -f "$out"
+}
+
+bench_backend_cpu() {
+    local db="$1" n="$2" c="$3"
+    psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -v n="$n" -v c="$c" <<'SQL'
+CREATE OR REPLACE PROCEDURE pg_temp.oltp(n int, customers int) LANGUAGE plpgsql AS $$
+DECLARE
+    m int := (SELECT max(order_id) FROM orders);
+    t int := (SELECT max(ticket_id) FROM support_tickets);
+    st text[] := ARRAY['completed', 'shipped', 'pending', 'cancelled'];
+    cid int; oid int; tid int;
+BEGIN
+    FOR i IN 1..n LOOP
+        -- Keys drawn into variables first: a volatile expression in WHERE would scan.
+        cid := 1 + floor(random() * customers)::int;
+        oid := 1 + floor(random() * m)::int;
+        INSERT INTO orders VALUES (nextval('bench_order_id'), cid, (500 + floor(random() * 149500)) / 100.0,
+                                   st[1 + floor(random() * 4)::int], now());
+        UPDATE orders SET order_status = st[1 + floor(random() * 4)::int] WHERE order_id = oid;
+        cid := 1 + floor(random() * customers)::int;
+        tid := 1 + floor(random() * t)::int;
+        INSERT INTO support_tickets VALUES (nextval('bench_ticket_id'), cid, 'Refund request',
+            (ARRAY['low', 'medium', 'high'])[1 + floor(random() * 3)::int], 'open', now(), NULL);
+        UPDATE support_tickets SET status = 'resolved', resolved_at = now() WHERE ticket_id = tid;
+        COMMIT;
+    END LOOP;
+END $$;
+CALL pg_temp.oltp(50, :c);   -- warm: plans cached, catalogs read
+SELECT split_part(s, ' ', 12)::int8 + split_part(s, ' ', 13)::int8 AS t0, clock_timestamp() AS w0
+FROM (SELECT split_part(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), ') ', 2) AS s) x \gset
+CALL pg_temp.oltp(:n, :c);
+SELECT round((split_part(s, ' ', 12)::int8 + split_part(s, ' ', 13)::int8 - :t0) * 10.0 / :n, 4),
+       round(extract(epoch FROM clock_timestamp() - :'w0') * 1000 / :n, 4)
+FROM (SELECT split_part(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), ') ', 2) AS s) x;
+SQL
 }

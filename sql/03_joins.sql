@@ -156,6 +156,15 @@ SELECT mk('j_u14',   'SELECT u1.id, u1.x, u4.z FROM u1 LEFT JOIN u4 ON u4.id = u
 SELECT mk('j_uord',  'SELECT u1.id, u1.x, o.amount FROM u1 LEFT JOIN ord o ON o.cust_id = u1.id');
 SELECT v, ivm.explain(v) LIKE '%at most one row per key%' AS one_row_per_key
 FROM unnest(ARRAY['j_u12', 'j_u2agg', 'j_u13', 'j_u14', 'j_uord']) v;
+-- A view over one relation that shows a column distinct and never NULL in that relation (its
+-- primary key, or the key of a view over outer joins whose preserved side is keyed so) has one
+-- row per value of it, and a changed row is found by it.  Unique but nullable is not enough.
+SELECT mk('j_u1proj',  'SELECT x, id FROM u1 WHERE x IS DISTINCT FROM ''zz''');
+SELECT mk('j_u12proj', 'SELECT y, id FROM j_u12');
+SELECT mk('j_u2proj',  'SELECT y, id FROM u2');
+SELECT mk('j_uaggproj', 'SELECT n, id FROM j_u2agg');
+SELECT v, ivm.explain(v) LIKE '%View key: id, one row per key%' AS one_row_per_key
+FROM unnest(ARRAY['j_u1proj', 'j_u12proj', 'j_u2proj', 'j_uaggproj']) v;
 SELECT chk_all();
 
 BEGIN;

@@ -548,6 +548,7 @@ class Compiler {
       for (std::size_t i = 0; i < visible.size(); ++i) {
         Node* e = (Node*)visible[i]->expr;
         p.outputs.push_back(deparse(e));
+        output_nodes_.push_back(e);
         if (!has_ordering(exprType(e))) continue;
         if (any < 0) any = static_cast<int>(i);
         if (p.locator < 0 && IsA(e, Var)) p.locator = static_cast<int>(i);
@@ -850,6 +851,7 @@ class Compiler {
   // rows an index keeps apart.  FULL joins are left out: an unmatched row of
   // each side can show the same key.
   void unique_key(plan::ViewPlan& p) {
+    if (!p.outer && !p.aggregate && p.leaves.size() == 1) return unique_locator(p);
     if (!p.outer || p.view_key < 0 || key_nodes_.size() != p.leaves.size()) return;
     for (const auto& j : p.joins)
       if (j.kind == JoinKind::Full) return;
@@ -866,21 +868,43 @@ class Compiler {
       for (OpExpr* op : key_ops_)
         if (!pg_call([&] { return op_in_opfamily(op->opno, family); })) return;
       if (leaf.is_view) {
-        std::string column = pg_call([&] {
-          return std::string(quote_identifier(get_attname(leaf.relid, v->varattno, false)));
-        });
-        if (!unique_on_(leaf.relid, column)) return;
-      } else if (!OidIsValid(unique_index_on(leaf.relid, v->varattno))) {
+        if (unique_on_(leaf.relid, column_name(leaf.relid, v->varattno)) == Uniqueness::None) return;
+      } else if (!OidIsValid(unique_index_on(leaf.relid, v->varattno, false))) {
         return;
       }
     }
     p.unique_key = true;
   }
 
+  // unique_locator: a view over one relation (projection and filter) that
+  // shows a column holding a distinct value in every row of that relation,
+  // never NULL (its primary key, or such a column of an ivm view), has one
+  // row per value of that column: it becomes the locator, and a changed row
+  // is found by it alone.
+  void unique_locator(plan::ViewPlan& p) {
+    const plan::Leaf& leaf = p.leaves[0];
+    for (std::size_t i = 0; i < output_nodes_.size(); ++i) {
+      if (!IsA(output_nodes_[i], Var)) continue;
+      const Var* v = reinterpret_cast<const Var*>(output_nodes_[i]);
+      if (v->varattno <= 0 || !has_ordering(v->vartype)) continue;
+      bool strict = leaf.is_view ? unique_on_(leaf.relid, column_name(leaf.relid, v->varattno)) == Uniqueness::Strict
+                                 : OidIsValid(unique_index_on(leaf.relid, v->varattno, true));
+      if (!strict) continue;
+      p.locator = static_cast<int>(i);
+      p.unique_key = true;
+      return;
+    }
+  }
+
+  static std::string column_name(Oid relid, AttrNumber att) {
+    return pg_call([&] { return std::string(quote_identifier(get_attname(relid, att, false))); });
+  }
+
   const MaterializeFn& materialize_;
   const IsViewFn& is_view_;
   const UniqueFn& unique_on_;
-  std::vector<Node*> key_nodes_;   // per leaf, its expression of the key class
+  std::vector<Node*> key_nodes_;     // per leaf, its expression of the key class
+  std::vector<Node*> output_nodes_;  // SPJ views: the output expressions
   std::vector<OpExpr*> key_ops_;   // the join equalities of the key class
   std::map<int, std::set<int>> columns_;
   std::map<int, int> leaf_of_rt_;
@@ -905,7 +929,7 @@ std::string strip_query(const std::string& query) {
   return query.substr(b, e - b + 1);
 }
 
-std::uint32_t unique_index_on(std::uint32_t relid, int attno) {
+std::uint32_t unique_index_on(std::uint32_t relid, int attno, bool primary) {
   return pg_call([&]() -> Oid {
     Oid family = lookup_type_cache(get_atttype(relid, static_cast<AttrNumber>(attno)), TYPECACHE_BTREE_OPFAMILY)->btree_opf;
     Relation rel = table_open(relid, AccessShareLock);
@@ -922,14 +946,15 @@ std::uint32_t unique_index_on(std::uint32_t relid, int attno) {
       bool ok = f->indisunique && f->indimmediate && f->indisvalid && f->indnkeyatts == 1 &&
                 f->indkey.values[0] == attno && heap_attisnull(tup, Anum_pg_index_indpred, nullptr) &&
                 heap_attisnull(tup, Anum_pg_index_indexprs, nullptr);
-      bool primary = f->indisprimary;
+      bool is_primary = f->indisprimary;
+      ok = ok && (is_primary || !primary);
       if (ok) {
         bool isnull = false;
         Datum d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull);
         ok = !isnull && get_opclass_family(reinterpret_cast<oidvector*>(DatumGetPointer(d))->values[0]) == family;
       }
       ReleaseSysCache(tup);
-      if (ok && (!OidIsValid(found) || primary)) found = ix;
+      if (ok && (!OidIsValid(found) || is_primary)) found = ix;
     }
     list_free(indexes);
     table_close(rel, AccessShareLock);

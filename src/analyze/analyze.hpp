@@ -29,9 +29,12 @@ using MaterializeFn = std::function<std::uint32_t(const std::string& definition)
 // IsViewFn: whether a relation is an ivm view table.
 using IsViewFn = std::function<bool(std::uint32_t relid)>;
 
-// UniqueFn: whether ivm view relid has at most one row per value of its
-// column `column` (quoted name).
-using UniqueFn = std::function<bool(std::uint32_t relid, const std::string& column)>;
+// Uniqueness of a column in a relation: none known; Unique, at most one row
+// per value (NULLs aside); Strict, unique and never NULL.
+enum class Uniqueness { None, Unique, Strict };
+
+// UniqueFn: what ivm view relid guarantees about its column `column` (quoted).
+using UniqueFn = std::function<Uniqueness(std::uint32_t relid, const std::string& column)>;
 
 Analysis analyze_query(const std::string& query, const MaterializeFn& materialize, const IsViewFn& is_view,
                        const UniqueFn& unique_on);
@@ -39,9 +42,10 @@ Analysis analyze_query(const std::string& query, const MaterializeFn& materializ
 // unique_index_on: a unique index (immediate, valid, not partial, on the
 // column alone, of the column type's default btree family) proving that
 // table relid has at most one row per value of column attno, or 0.  The
-// primary key is preferred.  A keyed outer-join view that relies on it
-// depends on the index (see catalog::record_dependencies).
-std::uint32_t unique_index_on(std::uint32_t relid, int attno);
+// primary key is preferred; with `primary`, only the primary key (which also
+// keeps the column NOT NULL) qualifies.  A view that relies on the index
+// depends on it (see catalog::record_dependencies).
+std::uint32_t unique_index_on(std::uint32_t relid, int attno, bool primary);
 
 // querytree_of: the parse tree of a stored definition (Analysis::querytree),
 // analyzed afresh: a restored database has the same names with other oids.

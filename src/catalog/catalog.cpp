@@ -298,6 +298,21 @@ void rebase(plan::ViewPlan& p, std::uint32_t view) {
 // TABLE, DROP SCHEMA, DROP OWNED, ALTER TABLE DROP COLUMN alike), drops the
 // view with DROP EXTENSION ivm CASCADE, and treats the view's state tables as
 // parts of it (dropped with it, never alone).
+// attnum: the number of column `column` (quoted) of relid, or 0.
+int attnum(pg::Spi& spi, std::uint32_t relid, const std::string& column) {
+  spi.exec_once("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = " + oid_text(relid) +
+                " AND attnum > 0 AND NOT attisdropped AND pg_catalog.quote_ident(attname) = " + quote_literal(column));
+  return spi.rows() == 1 ? std::stoi(spi.text(0, 1)) : 0;
+}
+
+// unique_column: for a unique_key plan, the column of leaf l that is unique:
+// its join key (outer joins), or the locator's column (a view over one
+// relation); a plain column "alias.column" either way.
+std::string unique_column(const plan::ViewPlan& p, const plan::Leaf& l) {
+  const std::string& e = p.outer ? l.key : p.outputs[static_cast<std::size_t>(p.locator)];
+  return e.substr(l.alias.size() + 1);
+}
+
 // key_indexes: the unique indexes that prove a unique_key plan's tables have
 // at most one row per key (see analyze::unique_index_on), or nullopt when a
 // table has none now (a restored database without the index).
@@ -306,27 +321,41 @@ std::optional<std::vector<std::uint32_t>> key_indexes(pg::Spi& spi, const plan::
   if (!p.unique_key) return out;
   for (const auto& l : p.leaves) {
     if (l.is_view) continue;
-    // The key of a table leaf is a plain column: "alias.column".
-    std::string column = l.key.substr(l.alias.size() + 1);
-    spi.exec_once("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = " + oid_text(l.relid) +
-                  " AND attnum > 0 AND NOT attisdropped AND pg_catalog.quote_ident(attname) = " + quote_literal(column));
-    if (spi.rows() != 1) return std::nullopt;
-    std::uint32_t ix = analyze::unique_index_on(l.relid, std::stoi(spi.text(0, 1)));
+    int att = attnum(spi, l.relid, unique_column(p, l));
+    // A view over one relation needs its locator never NULL: a primary key.
+    std::uint32_t ix = att > 0 ? analyze::unique_index_on(l.relid, att, !p.outer) : 0;
     if (ix == 0) return std::nullopt;
     out.push_back(ix);
   }
   return out;
 }
 
-// unique_on: whether ivm view `view` has at most one row per value of its
-// column `column`: an aggregate grouped by that column alone, or a keyed
-// outer-join view whose key is unique and shown in that column.
-bool unique_on(pg::Spi& spi, std::uint32_t view, const std::string& column) {
+// unique_on: what ivm view `view` guarantees about its column `column`: an
+// aggregate grouped by that column alone has one row per value (a NULL group
+// included); a keyed outer-join view whose key is unique and shown in that
+// column, one row per value, never NULL when its preserved leaf's key is
+// never NULL; a view over one relation with a unique locator, one row per
+// value of it, never NULL.
+analyze::Uniqueness unique_on(pg::Spi& spi, std::uint32_t view, const std::string& column) {
+  using analyze::Uniqueness;
   plan::ViewPlan v = load_plan(spi, view);
   if (v.aggregate)
     return v.groups.size() == 1 && v.group_columns.size() == 1 &&
-           v.columns[static_cast<std::size_t>(v.group_columns[0])] == column;
-  return v.outer && v.unique_key && v.view_key >= 0 && v.columns[static_cast<std::size_t>(v.view_key)] == column;
+                   v.columns[static_cast<std::size_t>(v.group_columns[0])] == column
+               ? Uniqueness::Unique
+               : Uniqueness::None;
+  if (!v.unique_key) return Uniqueness::None;
+  if (!v.outer) return v.columns[static_cast<std::size_t>(v.locator)] == column ? Uniqueness::Strict : Uniqueness::None;
+  if (v.view_key < 0 || v.columns[static_cast<std::size_t>(v.view_key)] != column) return Uniqueness::None;
+  for (const auto& l : v.leaves) {
+    if (l.key != v.outputs[static_cast<std::size_t>(v.view_key)]) continue;
+    std::string col = l.key.substr(l.alias.size() + 1);
+    int att = l.is_view ? 0 : attnum(spi, l.relid, col);
+    bool strict = l.is_view ? unique_on(spi, l.relid, col) == Uniqueness::Strict
+                            : att > 0 && analyze::unique_index_on(l.relid, att, true) != 0;
+    return strict ? Uniqueness::Strict : Uniqueness::Unique;
+  }
+  return Uniqueness::Unique;
 }
 
 void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vector<std::uint32_t>& inputs) {

@@ -679,6 +679,21 @@ std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
   std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + sql_body_delta(p, c, p.outputs) +
                   ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0" +
                   (p.locator >= 0 ? " ORDER BY c" + std::to_string(p.locator) : std::string()) + ")";
+  if (p.unique_key && !p.outer && p.locator >= 0) {
+    // One row per locator value, never NULL: a removed row (-1) is the view's
+    // row of its locator value, and meets the added row (+1) of that value.
+    std::string loc = std::to_string(p.locator);
+    std::vector<std::string> olds, prc{"o.__tid", "n.__m IS NOT NULL AS __n"};
+    for (std::size_t i = 0; i < cn.size(); ++i) {
+      olds.push_back("d." + cn[i] + " AS o" + std::to_string(i));
+      prc.push_back("o.o" + std::to_string(i));
+      prc.push_back("n." + cn[i]);
+    }
+    return d + ", o AS (SELECT v.ctid AS __tid, " + join(olds, ", ") + " FROM d JOIN " + p.name + " v ON v." +
+           p.columns[static_cast<std::size_t>(p.locator)] + " = d.c" + loc + " WHERE d.__m < 0), pr AS (SELECT " +
+           join(prc, ", ") + " FROM o FULL JOIN (SELECT * FROM d WHERE d.__m > 0) n ON o.o" + loc + " = n.c" + loc +
+           ")" + apply_pairs(p) + paired_result(p);
+  }
   if (p.locator < 0)
     return d + ", " + bag_apply(p, "d", "del", "ins", exclusive) +
            " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins";
@@ -1035,6 +1050,9 @@ std::string explain(const ViewPlan& p) {
   if (p.outer && p.view_key >= 0)
     o << "View key: " << p.columns[static_cast<std::size_t>(p.view_key)]
       << (p.unique_key ? ", at most one row per key (every input is unique on it)" : "") << "\n";
+  if (!p.outer && p.unique_key)
+    o << "View key: " << p.columns[static_cast<std::size_t>(p.locator)]
+      << ", one row per key (a key of its input, never NULL)\n";
   o << "Delta steps for an INSERT into " << p.leaves[0].relation << ":\n";
   Changes c{{0, DeltaSource{"<inserted rows>", "", ""}}};
   std::string lock = sql_lock_keys(p, c);

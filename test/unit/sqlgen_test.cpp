@@ -357,6 +357,20 @@ TEST(SpjApply, ConsolidatesAndUpdatesInPlacePerLocatorValue) {
   EXPECT_TRUE(Has(sql, "SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins"));
 }
 
+TEST(SpjApply, UniqueLocatorFindsTheOldRowByItAlone) {
+  ViewPlan p = spj_single();
+  p.unique_key = true;
+  const std::string sql = sql_spj_apply(p, {{0, inserted("ivm_new")}}, false);
+  // The removed row is the view's row of its locator value; it meets the
+  // added row of the same value.  No LATERAL search, no row numbers.
+  EXPECT_TRUE(Has(sql, ", o AS (SELECT v.ctid AS __tid, d.c0 AS o0"));
+  EXPECT_TRUE(Has(sql, " FROM d JOIN public.v_spj v ON v.id = d.c0 WHERE d.__m < 0)"));
+  EXPECT_TRUE(Has(sql, " FROM o FULL JOIN (SELECT * FROM d WHERE d.__m > 0) n ON o.o0 = n.c0)"));
+  EXPECT_TRUE(Lacks(sql, "LATERAL"));
+  EXPECT_TRUE(Lacks(sql, "row_number()"));
+  EXPECT_TRUE(Lacks(sql, "SKIP LOCKED"));
+}
+
 TEST(SpjApply, WithoutLocatorMatchesWholeRows) {
   ViewPlan p = spj_single();
   p.locator = -1;
