@@ -12,8 +12,11 @@
 #   bench_settings           "name=value" lines: the server settings a report must state
 #   bench_build_id           the ivm build installed in IVM_PG_BIN (md5 of ivm.so and of the SQL)
 #   bench_loadavg            the 1-minute load average
-#   bench_deferred_views DB N  database DB with N customers (bench/gen.sql) and the six views of
-#                            demo/views_ivm.sql; with MODE=deferred (the default), in mode deferred
+#   bench_data DB N          database DB with N customers (bench/gen.sql) and the sequence of
+#                            fresh ticket ids pgbench/oltp.sql draws from
+#   bench_add_views DB       the six views of demo/views_ivm.sql in DB, in mode $MODE (default
+#                            deferred), then VACUUM ANALYZE
+#   bench_deferred_views DB N  bench_data, then bench_add_views
 #   bench_timed_apply DB S N the CPU of one deferred apply: the appliers' lock is held while pgbench
 #                            (2 clients, pgbench/oltp.sql over N customers) writes for S seconds,
 #                            then everything is applied at once (alone: its wall time is its CPU);
@@ -159,12 +162,23 @@ WHERE n.nspname = 'ivm_state' AND c.relkind IN ('r', 'm')
 SQL
 }
 
-bench_deferred_views() {
-    local db="$1" n="$2" mode="${MODE:-deferred}"
+bench_data() {
+    local db="$1" n="$2"
     psql -X -q -d postgres -c "CREATE DATABASE $db"
     psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v N="$n" -f "$BENCH_DIR/gen.sql" >/dev/null
-    psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE SEQUENCE bench_ticket_id START $(awk -v n="$n" 'BEGIN { printf "%.0f", 1.3 * n + 1 }')" \
-        -c "CREATE EXTENSION ivm" -f "$IVM_ROOT/demo/views_ivm.sql" >/dev/null 2>&1
+    psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+        -c "CREATE SEQUENCE bench_ticket_id START $(awk -v n="$n" 'BEGIN { printf "%.0f", 1.3 * n + 1 }')"
+}
+
+bench_deferred_views() {
+    local db="$1" n="$2"
+    bench_data "$db" "$n"
+    bench_add_views "$db"
+}
+
+bench_add_views() {
+    local db="$1" mode="${MODE:-deferred}"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION ivm" -f "$IVM_ROOT/demo/views_ivm.sql" >/dev/null 2>&1
     if [[ "$mode" != immediate ]]; then
         psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SELECT ivm.set_mode(viewid::regclass::text, '$mode')
             FROM ivm.views WHERE NOT internal ORDER BY level" >/dev/null

@@ -313,14 +313,20 @@ std::string unique_column(const plan::ViewPlan& p, const plan::Leaf& l) {
   return e.substr(l.alias.size() + 1);
 }
 
+analyze::Uniqueness unique_on(pg::Spi& spi, std::uint32_t view, const std::string& column);
+
 // key_indexes: the unique indexes that prove a unique_key plan's tables have
-// at most one row per key (see analyze::unique_index_on), or nullopt when a
-// table has none now (a restored database without the index).
+// at most one row per key (see analyze::unique_index_on), or nullopt when an
+// input no longer proves it (a restored database without the index).
 std::optional<std::vector<std::uint32_t>> key_indexes(pg::Spi& spi, const plan::ViewPlan& p) {
   std::vector<std::uint32_t> out;
   if (!p.unique_key) return out;
   for (const auto& l : p.leaves) {
-    if (l.is_view) continue;
+    if (l.is_view) {
+      analyze::Uniqueness u = unique_on(spi, l.relid, unique_column(p, l));
+      if (u == analyze::Uniqueness::None || (!p.outer && u != analyze::Uniqueness::Strict)) return std::nullopt;
+      continue;
+    }
     int att = attnum(spi, l.relid, unique_column(p, l));
     // A view over one relation needs its locator never NULL: a primary key.
     std::uint32_t ix = att > 0 ? analyze::unique_index_on(l.relid, att, !p.outer) : 0;

@@ -215,6 +215,18 @@ std::set<int> null_key_survivors(const ViewPlan& p) {
   return walk(p.root);
 }
 
+// changed_rows: the rows of leaf i that changed, to read their keys from.  A
+// bag arrives consolidated already (a view's apply returns only rows that
+// differ; an apply consumes a delta table net per row) and is read as it is:
+// sorting its wide rows to drop the few that cancel in the leaf's columns
+// would only spare recomputing keys whose rows turn out unchanged.  A table's
+// inserted and deleted rows are consolidated first, so that an UPDATE of
+// columns the view does not read affects no key.
+std::string changed_rows(const ViewPlan& p, int i, const DeltaSource& d) {
+  if (!d.bag.empty()) return d.bag;
+  return "(" + sql_leaf_delta(p, i, d) + ")";
+}
+
 // The parts of an outer-join view's delta for changes c: the affected keys
 // (a WITH clause defining ivm_keys), the rows of those keys after the change
 // (multiplicity +1), and the rows whose key is NULL, which never match and
@@ -230,7 +242,7 @@ OuterDelta outer_delta(const ViewPlan& p, const Changes& c, const std::vector<st
   std::vector<std::string> keys;
   for (const auto& [i, d] : c) {
     const Leaf& l = leaf_of(p, i);
-    keys.push_back("SELECT " + l.key + " AS k FROM (" + sql_leaf_delta(p, i, d) + ") " + l.alias);
+    keys.push_back("SELECT " + l.key + " AS k FROM " + changed_rows(p, i, d) + " " + l.alias);
   }
   out.keys = "WITH ivm_keys AS (SELECT DISTINCT k FROM (" + join(keys, " UNION ALL ") +
              ") ivm_k WHERE k IS NOT NULL ORDER BY k) ";
@@ -385,7 +397,12 @@ std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d) {
   std::string cols = lead(l.columns);
   std::string gb = group_by(l.columns);
   // Consolidate: an UPDATE that does not touch a column the view reads, or a
-  // view row deleted and re-inserted unchanged, cancels out here.
+  // view row whose change lies in columns this view does not read, cancels
+  // out here.  A view over views without aggregates consolidates its own
+  // change at the end anyway, and another view's change holds no row twice:
+  // it is read as it is, without sorting its wide rows.  An aggregate must not
+  // see the rows that cancel: it would touch (and lock) their groups.
+  if (!d.bag.empty() && !p.aggregate && l.is_view) return "SELECT " + cols + "__m FROM " + d.bag;
   if (!d.bag.empty())
     return "SELECT " + cols + "sum(__m)::int8 AS __m FROM " + d.bag + gb +
            " HAVING sum(__m) <> 0";
@@ -528,8 +545,8 @@ std::string sql_lock_keys(const ViewPlan& p, const Changes& c) {
   for (const auto& [i, d] : c) {
     const Leaf& l = leaf_of(p, i);
     if (l.key.empty()) continue;
-    keys.push_back("SELECT (" + l.key + ")::" + p.key_type + " AS k FROM (" +
-                   sql_leaf_delta(p, i, d) + ") " + l.alias);
+    keys.push_back("SELECT (" + l.key + ")::" + p.key_type + " AS k FROM " + changed_rows(p, i, d) + " " +
+                   l.alias);
   }
   // Without a key class the whole view serializes on one lock row.
   std::string source = keys.empty() ? "SELECT true AS k" : join(keys, " UNION ALL ");

@@ -308,6 +308,14 @@ TEST(LeafDelta, ViewBagIsConsolidated) {
   EXPECT_TRUE(Lacks(sql, "UNION"));
 }
 
+TEST(LeafDelta, AnotherViewsChangeIsReadAsItIsUnlessAnAggregateReadsIt) {
+  ViewPlan p = spj_single();
+  p.leaves[0].is_view = true;
+  EXPECT_EQ("SELECT id, amount, __m FROM ivm_bag", sql_leaf_delta(p, 0, bag("ivm_bag")));
+  p.aggregate = true;
+  EXPECT_TRUE(Has(sql_leaf_delta(p, 0, bag("ivm_bag")), "GROUP BY id, amount HAVING sum(__m) <> 0"));
+}
+
 TEST(LeafDelta, LeafWithoutColumnsStillCountsRows) {
   ViewPlan p = spj_single();
   p.leaves[0].columns.clear();
