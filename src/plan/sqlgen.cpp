@@ -706,8 +706,11 @@ std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
       prc.push_back("o.o" + std::to_string(i));
       prc.push_back("n." + cn[i]);
     }
-    return d + ", o AS (SELECT v.ctid AS __tid, " + join(olds, ", ") + " FROM d JOIN " + p.name + " v ON v." +
-           p.columns[static_cast<std::size_t>(p.locator)] + " = d.c" + loc + " WHERE d.__m < 0), pr AS (SELECT " +
+    // One index probe per removed row (LATERAL ... LIMIT 1): a large batch
+    // must not make the planner hash the whole view.
+    return d + ", o AS (SELECT v.__tid, " + join(olds, ", ") + " FROM d, LATERAL (SELECT v.ctid AS __tid FROM " +
+           p.name + " v WHERE v." + p.columns[static_cast<std::size_t>(p.locator)] + " = d.c" + loc +
+           " LIMIT 1) v WHERE d.__m < 0), pr AS (SELECT " +
            join(prc, ", ") + " FROM o FULL JOIN (SELECT * FROM d WHERE d.__m > 0) n ON o.o" + loc + " = n.c" + loc +
            ")" + apply_pairs(p) + paired_result(p);
   }
