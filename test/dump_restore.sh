@@ -195,7 +195,10 @@ check "source: views without deferred inputs, before the dump" "$(q "$src" -c 'S
 check "source: changes pending at dump time" "$([[ "$want_pending" -gt 0 ]] && echo yes)" "yes"
 
 say "dumping $src (plain and custom format)"
-"$bin/pg_dump" -d "$src" -f "$work/plain.sql"
+"$bin/pg_dump" -d "$src" -f "$work/plain.sql" 2>"$work/dump.err"
+# No warning either (a view table depending on a post-data object such as an index makes
+# pg_dump report a dependency loop).
+check "pg_dump without warnings" "$(cat "$work/dump.err")" ""
 "$bin/pg_dump" -d "$src" -Fc -f "$work/custom.dump"
 
 say "restoring"
@@ -259,13 +262,11 @@ SQL
     check "$db: DROP TABLE of a base table refused" \
         "$(q "$db" -c "DO \$\$ BEGIN DROP TABLE orders; RAISE EXCEPTION 'dropped'; EXCEPTION WHEN dependent_objects_still_exist THEN RAISE WARNING 'refused'; END \$\$" 2>&1 | grep -c refused)" "1"
     # A serial restore creates the primary keys before the views' guard triggers: the views keep
-    # matching rows by key, and still protect the keys they rely on.
+    # matching rows by key.
     if [[ "$db" != ivm_dr_parallel ]]; then
         check "$db: views matching rows by key" "$(q "$db" -c "SELECT string_agg(v, ' ' ORDER BY v) FROM
             unnest(ARRAY['customer_360', 'customer_churn_risk']) v WHERE ivm.explain(v) ~ 'View key: customer_id, (at most )?one row per key'")" \
             "customer_360 customer_churn_risk"
-        check "$db: DROP of a primary key a view relies on refused" \
-            "$(q "$db" -c "DO \$\$ BEGIN ALTER TABLE customers DROP CONSTRAINT customers_pkey; RAISE EXCEPTION 'dropped'; EXCEPTION WHEN dependent_objects_still_exist THEN RAISE WARNING 'refused'; END \$\$" 2>&1 | grep -c refused)" "1"
     fi
     check "$db: DROP COLUMN of a used column refused" \
         "$(q "$db" -c "DO \$\$ BEGIN ALTER TABLE orders DROP COLUMN order_total; RAISE EXCEPTION 'dropped'; EXCEPTION WHEN dependent_objects_still_exist THEN RAISE WARNING 'refused'; END \$\$" 2>&1 | grep -c refused)" "1"

@@ -43,8 +43,8 @@ Analysis analyze_query(const std::string& query, const MaterializeFn& materializ
 // column alone, of the column type's default btree family) proving that
 // table relid has at most one row per value of column attno, or 0.  The
 // primary key is preferred; with `primary`, only the primary key (which also
-// keeps the column NOT NULL) qualifies.  A view that relies on the index
-// depends on it (see catalog::record_dependencies).
+// keeps the column NOT NULL) qualifies.  Views relying on such an index prove
+// it again after every drop (catalog::recheck_unique_keys).
 std::uint32_t unique_index_on(std::uint32_t relid, int attno, bool primary);
 
 // querytree_of: the parse tree of a stored definition (Analysis::querytree),

@@ -315,25 +315,23 @@ std::string unique_column(const plan::ViewPlan& p, const plan::Leaf& l) {
 
 analyze::Uniqueness unique_on(pg::Spi& spi, std::uint32_t view, const std::string& column);
 
-// key_indexes: the unique indexes that prove a unique_key plan's tables have
-// at most one row per key (see analyze::unique_index_on), or nullopt when an
-// input no longer proves it (a restored database without the index).
-std::optional<std::vector<std::uint32_t>> key_indexes(pg::Spi& spi, const plan::ViewPlan& p) {
-  std::vector<std::uint32_t> out;
-  if (!p.unique_key) return out;
+// keys_unique: whether a unique_key plan's inputs still prove it: each table
+// a unique index on its key column (analyze::unique_index_on; the primary key
+// for a view over one relation, whose key must never be NULL), each view the
+// uniqueness unique_on reports.  False for a restored database without the
+// index, or after the index was dropped.
+bool keys_unique(pg::Spi& spi, const plan::ViewPlan& p) {
   for (const auto& l : p.leaves) {
+    std::string column = unique_column(p, l);
     if (l.is_view) {
-      analyze::Uniqueness u = unique_on(spi, l.relid, unique_column(p, l));
-      if (u == analyze::Uniqueness::None || (!p.outer && u != analyze::Uniqueness::Strict)) return std::nullopt;
+      analyze::Uniqueness u = unique_on(spi, l.relid, column);
+      if (u == analyze::Uniqueness::None || (!p.outer && u != analyze::Uniqueness::Strict)) return false;
       continue;
     }
-    int att = attnum(spi, l.relid, unique_column(p, l));
-    // A view over one relation needs its locator never NULL: a primary key.
-    std::uint32_t ix = att > 0 ? analyze::unique_index_on(l.relid, att, !p.outer) : 0;
-    if (ix == 0) return std::nullopt;
-    out.push_back(ix);
+    int att = attnum(spi, l.relid, column);
+    if (att <= 0 || analyze::unique_index_on(l.relid, att, !p.outer) == 0) return false;
   }
-  return out;
+  return true;
 }
 
 // unique_on: what ivm view `view` guarantees about its column `column`: an
@@ -381,7 +379,6 @@ void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vecto
     spi.exec_once("SELECT " + quote_literal(t) + "::pg_catalog.regclass::oid");
     parts.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(0, 1))));
   }
-  std::vector<std::uint32_t> indexes = key_indexes(spi, p).value_or(std::vector<std::uint32_t>{});
   pg_call([&] {
     ObjectAddress view, other;
     ObjectAddressSet(view, RelationRelationId, p.oid);
@@ -391,12 +388,6 @@ void record_dependencies(pg::Spi& spi, const plan::ViewPlan& p, const std::vecto
     }
     for (const auto& [r, att] : columns) {
       ObjectAddressSubSet(other, RelationRelationId, r, att);
-      recordDependencyOn(&view, &other, DEPENDENCY_NORMAL);
-    }
-    // A view relying on its tables' unique keys (plan::ViewPlan::unique_key)
-    // keeps those indexes: dropping one needs CASCADE, which drops the view.
-    for (std::uint32_t ix : indexes) {
-      ObjectAddressSet(other, RelationRelationId, ix);
       recordDependencyOn(&view, &other, DEPENDENCY_NORMAL);
     }
     ObjectAddressSet(other, ExtensionRelationId, get_extension_oid("ivm", false));
@@ -820,7 +811,7 @@ void repair_restored(pg::Spi& spi, std::uint32_t view) {
   plan::ViewPlan p = load_plan(spi, view);
   // A restored database without the unique index the plan relied on keeps
   // the view exact through the general keyed maintenance.
-  if (p.unique_key && !key_indexes(spi, p)) p.unique_key = false;
+  if (p.unique_key && !keys_unique(spi, p)) p.unique_key = false;
   spi.exec_once("UPDATE ivm.views SET querytree = " + quote_literal(analyze::querytree_of(definition)) +
                 ", plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(view));
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
@@ -830,6 +821,22 @@ void repair_restored(pg::Spi& spi, std::uint32_t view) {
   std::vector<std::uint32_t> inputs;
   for (uint64 i = 0; i < spi.rows(); ++i) inputs.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   record_dependencies(spi, p, inputs);
+}
+
+void recheck_unique_keys(pg::Spi& spi) {
+  spi.exec_once("SELECT viewid::oid FROM ivm.views ORDER BY level, viewid");
+  std::vector<std::uint32_t> views;
+  for (uint64 i = 0; i < spi.rows(); ++i) views.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  bool changed = false;
+  for (std::uint32_t v : views) {
+    plan::ViewPlan p = load_plan(spi, v);
+    if (!p.unique_key || keys_unique(spi, p)) continue;
+    p.unique_key = false;
+    AsCatalogOwner owner;
+    spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(v));
+    changed = true;
+  }
+  if (changed) invalidate();
 }
 
 void upgrade_storage(pg::Spi& spi, std::uint32_t view) {

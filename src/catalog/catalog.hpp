@@ -105,6 +105,14 @@ class OwnDdl {
 // entries protecting the view and the parse tree of its definition (oids).
 void repair_restored(pg::Spi& spi, std::uint32_t view);
 
+// recheck_unique_keys: after a drop (of an index, a constraint, ...), every
+// view that matches rows by a unique key (plan::ViewPlan::unique_key) proves
+// it again from its inputs as they are now; one that cannot falls back to the
+// general maintenance, in dependency order, so that views over it follow.
+// The views record no pg_depend entry on those indexes: a view table
+// depending on an index would make pg_dump order a table after an index.
+void recheck_unique_keys(pg::Spi& spi);
+
 // upgrade_storage: run by the extension update for each view: gives a view
 // planned before MIN/MAX counts (plan format < 3) the state columns that count
 // the rows holding each extreme, and its tables room for updates in place.

@@ -412,5 +412,8 @@ IVM_FUNCTION(ivm_on_sql_drop) {
   spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE viewid = ANY (" + oid_array(dropped) + ") ORDER BY level DESC");
   for (std::uint32_t v : oids(spi))
     if (catalog::is_view(spi, v)) catalog::drop_view(spi, v);
+  // A dropped unique index (or primary key) may have been what a view's
+  // matching of rows by key relied on.
+  catalog::recheck_unique_keys(spi);
   return PointerGetDatum(nullptr);
 }
