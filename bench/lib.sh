@@ -135,8 +135,8 @@ WITH RECURSIVE owned(top, rel) AS (
     SELECT o.top, v.viewid FROM owned o JOIN ivm.views v ON v.parent = o.rel AND v.internal),
 state(top, relid) AS (
     SELECT top, rel::regclass FROM owned WHERE rel <> top
-    UNION ALL SELECT top, to_regclass('ivm_state.s_' || rel) FROM owned
-    UNION ALL SELECT top, to_regclass('ivm_state.k_' || rel) FROM owned),
+    UNION ALL SELECT top, to_regclass('ivm_state.s_' || rel::oid) FROM owned
+    UNION ALL SELECT top, to_regclass('ivm_state.k_' || rel::oid) FROM owned),
 per_view AS (
     SELECT v.viewid, v.name,
            coalesce(sum(pg_total_relation_size(s.relid)), 0) AS state_bytes,

@@ -953,8 +953,17 @@ std::string sql_agg_recompute(const ViewPlan& p) {
     r = "WITH b AS MATERIALIZED (" + rows + "), r0 AS (SELECT " + join(items, ", ") + " FROM b" + grouped + ")" +
         extremes + " SELECT " + join(picked, ", ") + " FROM r0" + joined;
   }
-  std::string cond = p.global() ? "true" : match(prefixed("s.", state_groups(p)), prefixed("r.", lay.groups));
-  return "UPDATE " + p.state + " s SET " + join(sets, ", ") + " FROM (" + r + ") r WHERE s.__dirty AND " + cond;
+  if (p.global()) return "UPDATE " + p.state + " s SET " + join(sets, ", ") + " FROM (" + r + ") r WHERE s.__dirty";
+  // Each recomputed group finds its state row by one probe of the state's
+  // group index, and the UPDATE reaches those rows by ctid.  A NULL-safe join
+  // (= OR both NULL) can only be a nested loop, which a bulk DELETE emptying
+  // the extremes of thousands of groups turned quadratic.
+  std::vector<std::string> sg = state_groups(p);
+  std::string probe = "SELECT r.*, w.ctid AS __tid FROM r JOIN LATERAL (SELECT s.ctid FROM " + p.state +
+                      " s WHERE :ON LIMIT 1) w ON true WHERE :ARM";
+  return "WITH r AS (" + r + "), t AS (" + probe_arms(probe, prefixed("s.", sg), prefixed("r.", lay.groups)) +
+         ") UPDATE " + p.state + " s SET " + join(sets, ", ") +
+         " FROM t r WHERE s.ctid = r.__tid AND s.ctid = ANY (ARRAY(SELECT __tid FROM t)) AND s.__dirty";
 }
 
 std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
