@@ -200,3 +200,43 @@ UPDATE ties SET v = v + 1;                         -- every value moves
 SELECT chk_all();
 TABLE tie_ext ORDER BY g;
 TABLE tie_global;
+
+-- 14. Large statements (over 1,000 changed rows) are maintained with settings for their size:
+-- planned afresh rather than with plans cached for one-row changes, no JIT, more work_mem.
+-- Every view stays exact, before and after small statements reuse the cached plans, and the
+-- settings are the session's again once the statement is done (or rolled back).  A trigger
+-- on a view's table sees the settings its maintenance runs with.
+CREATE TABLE seen (rows text, jit text, work_mem text);
+CREATE FUNCTION note_settings() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO agg.seen SELECT TG_ARGV[0], current_setting('jit'), current_setting('work_mem');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER note AFTER UPDATE ON counts FOR EACH STATEMENT EXECUTE FUNCTION note_settings('any');
+SET jit = on;
+SET work_mem = '1MB';
+INSERT INTO sales SELECT i, 'b' || (i % 40), i % 97, i / 7.0, i % 3 = 0, 's' || (i % 13)
+FROM generate_series(1000, 4999) i;
+SELECT chk_all();
+UPDATE seen SET rows = '4000' WHERE rows = 'any';
+UPDATE sales SET x = x + 1 WHERE id = 1000;
+SELECT chk_all();
+UPDATE seen SET rows = '1' WHERE rows = 'any';
+SELECT DISTINCT * FROM seen ORDER BY rows;
+DROP TRIGGER note ON counts;
+BEGIN;
+SAVEPOINT s;
+UPDATE sales SET x = NULL, n = n * 2 WHERE id BETWEEN 1000 AND 3999;
+SELECT chk_all();
+ROLLBACK TO SAVEPOINT s;
+DELETE FROM sales WHERE id % 4 = 0 AND id >= 1000;
+SELECT chk_all();
+COMMIT;
+SELECT chk_all();
+SHOW jit;
+SHOW work_mem;
+DELETE FROM sales WHERE id >= 1000;
+SELECT chk_all();
+TABLE tie_global;
+RESET jit;
+RESET work_mem;

@@ -95,6 +95,15 @@ void record(pg::Spi& spi, std::uint32_t relation, const plan::DeltaSource& d) {
 
 }  // namespace
 
+LargeBatch::LargeBatch(pg::Spi& spi, std::uint64_t rows) : spi_(spi) {
+  if (rows <= kLargeBatch) return;
+  no_jit_.emplace("jit", "off");
+  memory_.emplace("work_mem", "64MB");
+  spi_.fresh_plans(true);
+}
+
+LargeBatch::~LargeBatch() { spi_.fresh_plans(false); }
+
 std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
   std::vector<catalog::Dependent> views;
   for (const auto& [base, source] : changes) {
@@ -197,24 +206,8 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
     changed[r] = plan::DeltaSource{"", "", name};
   }
   if (changed.empty()) return 0;
-  // Large batches join thousands of keys.  Plans cached for one-row changes
-  // would be reused for them, so a large batch plans each statement afresh
-  // for the sizes at hand.  Nested loops stay enabled: the key sets are joined
-  // to the large tables by index probes (a hash join would read a whole table
-  // per statement), while sets are joined to each other only on hashable
-  // equalities.  No JIT: compiling each statement would cost more than
-  // running it.
-  constexpr std::uint64_t kLargeBatch = 1000;
-  std::optional<pg::ScopedSetting> no_jit, memory;
-  if (consumed > kLargeBatch) {
-    no_jit.emplace("jit", "off");
-    // Consolidating and pairing a batch sorts and hashes it: in memory.
-    memory.emplace("work_mem", "64MB");
-    spi.fresh_plans(true);
-  }
-  std::uint64_t rows = propagate(spi, changed, Phase::Apply);
-  spi.fresh_plans(false);
-  return rows;
+  LargeBatch settings(spi, consumed);
+  return propagate(spi, changed, Phase::Apply);
 }
 
 namespace {

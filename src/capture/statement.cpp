@@ -70,6 +70,7 @@ void flush(QueryDesc* q) {
   pg::Spi spi;
   pg::PinnedSearchPath pinned;
   apply::Changed changed;
+  std::uint64_t rows = 0;
   for (const auto& [relid, st] : p.changes) {
     plan::DeltaSource d;
     // The name carries the row type (columns can be dropped between two
@@ -81,15 +82,20 @@ void flush(QueryDesc* q) {
     std::string base = "ivm_pending_" + std::to_string(relid) + "_" + std::to_string(std::hash<std::string>{}(shape) % 1000000);
     if (st.inserted) {
       d.inserted = base + "_new";
+      rows += static_cast<std::uint64_t>(tuplestore_tuple_count(st.inserted));
       spi.register_store(d.inserted, st.inserted, st.inserted_desc);
     }
     if (st.deleted) {
       d.deleted = base + "_old";
+      rows += static_cast<std::uint64_t>(tuplestore_tuple_count(st.deleted));
       spi.register_store(d.deleted, st.deleted, st.deleted_desc);
     }
     changed[relid] = d;
   }
-  apply::propagate(spi, changed, apply::Phase::Write);
+  {
+    apply::LargeBatch settings(spi, rows);
+    apply::propagate(spi, changed, apply::Phase::Write);
+  }
   pg::pg_call([&] {
     for (const auto& [relid, st] : p.changes) {
       if (st.inserted) tuplestore_end(st.inserted);

@@ -116,6 +116,11 @@ Datum capture_change(TriggerData* td) {
     spi.register_trigger_data(td);
     if (capture::buffer_if_nested(spi, td)) return PointerGetDatum(nullptr);
     plan::DeltaSource source{td->tg_newtable ? "ivm_new" : "", td->tg_oldtable ? "ivm_old" : "", ""};
+    std::uint64_t rows = pg::pg_call([td] {
+      return static_cast<std::uint64_t>((td->tg_newtable ? tuplestore_tuple_count(td->tg_newtable) : 0) +
+                                        (td->tg_oldtable ? tuplestore_tuple_count(td->tg_oldtable) : 0));
+    });
+    apply::LargeBatch settings(spi, rows);
     apply::propagate(spi, {{relid, source}}, apply::Phase::Write);
   }
   return PointerGetDatum(nullptr);
