@@ -791,6 +791,11 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
   PopulateProgress progress(qualified);
   uint64 rows = 0;
   for (const auto& sql : plan::sql_populate(fill)) rows = spi.exec_once(sql);
+  {
+    // In ivm_state, where only ivm creates objects.
+    AsCatalogOwner indexer;
+    for (const auto& sql : plan::sql_create_indexes(p)) spi.exec_once(sql);
+  }
   progress.done(rows);
   return oid;
 }

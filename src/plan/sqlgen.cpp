@@ -464,6 +464,15 @@ std::vector<std::string> sql_create_storage(const ViewPlan& p) {
     defs.push_back("__dirty boolean NOT NULL DEFAULT false");
     out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") + ") WITH (fillfactor = " +
                   std::to_string(kFillfactor) + ")");
+  }
+  if (!p.keylock.empty())
+    out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type + " PRIMARY KEY)");
+  return out;
+}
+
+std::vector<std::string> sql_create_indexes(const ViewPlan& p) {
+  std::vector<std::string> out;
+  if (p.aggregate) {
     out.push_back("CREATE UNIQUE INDEX ON " + p.state + " (" + join(state_groups(p), ", ") +
                   ") NULLS NOT DISTINCT");
     if (!p.group_columns.empty()) {
@@ -475,8 +484,6 @@ std::vector<std::string> sql_create_storage(const ViewPlan& p) {
     out.push_back("CREATE INDEX ON " + p.name + " (" +
                   p.columns[static_cast<std::size_t>(p.locator)] + ")");
   }
-  if (!p.keylock.empty())
-    out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type + " PRIMARY KEY)");
   return out;
 }
 

@@ -50,7 +50,12 @@ inline constexpr int kFillfactor = 85;
 
 // storage_options: " WITH (...)" for the view table, or "".
 std::string storage_options(const ViewPlan& p);
+// sql_create_storage: the state and key-lock tables; sql_create_indexes: the
+// indexes maintenance probes (state by group, view by group or locator),
+// built once the tables are filled: one sorted build instead of an insertion
+// per row, and the build records the tables' sizes for the planner.
 std::vector<std::string> sql_create_storage(const ViewPlan& p);
+std::vector<std::string> sql_create_indexes(const ViewPlan& p);
 std::vector<std::string> sql_populate(const ViewPlan& p);
 std::vector<std::string> sql_clear(const ViewPlan& p);
 
