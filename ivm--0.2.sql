@@ -216,9 +216,11 @@ CREATE EVENT TRIGGER ivm_ddl_start ON ddl_command_start
 CREATE FUNCTION ivm.on_ddl_end() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'ivm_on_ddl_end' LANGUAGE C;
 -- A view table's guard trigger created while the view is in the catalog is a
--- restore: the pg_depend entries a dump does not carry are made again.
+-- restore: the pg_depend entries a dump does not carry are made again.  A
+-- unique index or key created may prove a view's key (matching its rows by
+-- that key alone).
 CREATE EVENT TRIGGER ivm_ddl_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'CREATE TRIGGER')
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'CREATE TRIGGER', 'CREATE INDEX')
     EXECUTE FUNCTION ivm.on_ddl_end();
 
 -- Dropping a view table (directly or by CASCADE) removes the view from the catalog.

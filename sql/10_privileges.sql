@@ -349,8 +349,22 @@ WHERE relnamespace = 'ivm_state'::regnamespace AND relname LIKE 'sq\_%'
   AND relowner IN ('regress_ivm_app'::regrole, 'regress_ivm_analyst'::regrole);
 RESET ROLE;
 
-DROP SCHEMA priv, evil CASCADE;
+-- DDL by a role that cannot see the views' schema, on a table of its own: after an index,
+-- a key or a drop, ivm proves the views' keys again (as the owner of its catalog), and the
+-- DDL goes through.
+CREATE ROLE regress_ivm_outsider;
+CREATE SCHEMA outside AUTHORIZATION regress_ivm_outsider;
+SET ROLE regress_ivm_outsider;
+CREATE TABLE outside.t (id int, x int);
+CREATE UNIQUE INDEX t_id ON outside.t (id);
+ALTER TABLE outside.t ADD PRIMARY KEY (x);
+DROP INDEX outside.t_id;
+DROP TABLE outside.t;
+RESET ROLE;
+SELECT chk_all();
+
+DROP SCHEMA priv, evil, outside CASCADE;
 SELECT count(*) AS views_left FROM ivm.views WHERE name LIKE 'priv.%';
-DROP OWNED BY regress_ivm_app, regress_ivm_analyst, regress_ivm_writer, regress_ivm_reader;
-DROP ROLE regress_ivm_app, regress_ivm_analyst, regress_ivm_writer, regress_ivm_reader;
+DROP OWNED BY regress_ivm_app, regress_ivm_analyst, regress_ivm_writer, regress_ivm_reader, regress_ivm_outsider;
+DROP ROLE regress_ivm_app, regress_ivm_analyst, regress_ivm_writer, regress_ivm_reader, regress_ivm_outsider;
 RESET search_path;

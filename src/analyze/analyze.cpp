@@ -862,11 +862,16 @@ class Compiler {
       if (!IsA(key_nodes_[l], Var)) return;
       const Var* v = reinterpret_cast<const Var*>(key_nodes_[l]);
       if (v->varattno <= 0) return;
-      const plan::Leaf& leaf = p.leaves[l];
       Oid family = pg_call([&] { return lookup_type_cache(v->vartype, TYPECACHE_BTREE_OPFAMILY)->btree_opf; });
       if (!OidIsValid(family)) return;
       for (OpExpr* op : key_ops_)
         if (!pg_call([&] { return op_in_opfamily(op->opno, family); })) return;
+    }
+    // The rest is up to the inputs, now or after a later CREATE INDEX.
+    p.key_provable = true;
+    for (std::size_t l = 0; l < p.leaves.size(); ++l) {
+      const Var* v = reinterpret_cast<const Var*>(key_nodes_[l]);
+      const plan::Leaf& leaf = p.leaves[l];
       if (leaf.is_view) {
         if (unique_on_(leaf.relid, column_name(leaf.relid, v->varattno)) == Uniqueness::None) return;
       } else if (!OidIsValid(unique_index_on(leaf.relid, v->varattno, false))) {
@@ -883,17 +888,26 @@ class Compiler {
   // is found by it alone.
   void unique_locator(plan::ViewPlan& p) {
     const plan::Leaf& leaf = p.leaves[0];
-    for (std::size_t i = 0; i < output_nodes_.size(); ++i) {
-      if (!IsA(output_nodes_[i], Var)) continue;
+    // output_nodes_ is empty for the projection over an internal aggregate
+    // view that a GROUP BY key missing from the output makes.
+    auto column = [&](std::size_t i) -> const Var* {
+      if (i >= output_nodes_.size() || !IsA(output_nodes_[i], Var)) return nullptr;
       const Var* v = reinterpret_cast<const Var*>(output_nodes_[i]);
-      if (v->varattno <= 0 || !has_ordering(v->vartype)) continue;
+      return v->varattno > 0 && has_ordering(v->vartype) ? v : nullptr;
+    };
+    for (std::size_t i = 0; i < output_nodes_.size(); ++i) {
+      const Var* v = column(i);
+      if (!v) continue;
       bool strict = leaf.is_view ? unique_on_(leaf.relid, column_name(leaf.relid, v->varattno)) == Uniqueness::Strict
                                  : OidIsValid(unique_index_on(leaf.relid, v->varattno, true));
       if (!strict) continue;
       p.locator = static_cast<int>(i);
-      p.unique_key = true;
+      p.unique_key = p.key_provable = true;
       return;
     }
+    // No such column yet: a primary key added later on the locator's column
+    // (or such a key of the view read) proves it then.
+    p.key_provable = p.locator >= 0 && column(static_cast<std::size_t>(p.locator)) != nullptr;
   }
 
   static std::string column_name(Oid relid, AttrNumber att) {

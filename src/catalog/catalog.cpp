@@ -794,6 +794,7 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
   {
     // In ivm_state, where only ivm creates objects.
     AsCatalogOwner indexer;
+    OwnDdl own;
     for (const auto& sql : plan::sql_create_indexes(p)) spi.exec_once(sql);
   }
   progress.done(rows);
@@ -806,6 +807,19 @@ std::uint32_t create_view(pg::Spi& spi, const std::string& name, const std::stri
   return create(spi, name, query, mode, false);
 }
 
+namespace {
+
+// reprove: p's unique_key as its inputs prove it now (a key proven before,
+// or one its shape allows: plan::ViewPlan::key_provable); whether it changed.
+bool reprove(pg::Spi& spi, plan::ViewPlan& p) {
+  bool proven = (p.unique_key || p.key_provable) && keys_unique(spi, p);
+  if (proven == p.unique_key) return false;
+  p.unique_key = proven;
+  return true;
+}
+
+}  // namespace
+
 void repair_restored(pg::Spi& spi, std::uint32_t view) {
   AsCatalogOwner owner;
   spi.exec_once("SELECT definition FROM ivm.views WHERE viewid = " + oid_text(view));
@@ -815,8 +829,9 @@ void repair_restored(pg::Spi& spi, std::uint32_t view) {
   // from the names), so that a later rename finds its relations by oid.
   plan::ViewPlan p = load_plan(spi, view);
   // A restored database without the unique index the plan relied on keeps
-  // the view exact through the general keyed maintenance.
-  if (p.unique_key && !keys_unique(spi, p)) p.unique_key = false;
+  // the view exact through the general keyed maintenance (and one with an
+  // index the original lacked proves the key).
+  reprove(spi, p);
   spi.exec_once("UPDATE ivm.views SET querytree = " + quote_literal(analyze::querytree_of(definition)) +
                 ", plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(view));
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
@@ -829,16 +844,21 @@ void repair_restored(pg::Spi& spi, std::uint32_t view) {
 }
 
 void recheck_unique_keys(pg::Spi& spi) {
+  // Whoever ran the DDL, every view is proven again: their plans name
+  // relations in schemas that role may not even see.  Only catalogs and
+  // stored plans are read, no user code runs.
+  AsCatalogOwner owner;
   spi.exec_once("SELECT viewid::oid FROM ivm.views ORDER BY level, viewid");
   std::vector<std::uint32_t> views;
   for (uint64 i = 0; i < spi.rows(); ++i) views.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   bool changed = false;
   for (std::uint32_t v : views) {
     plan::ViewPlan p = load_plan(spi, v);
-    if (!p.unique_key || keys_unique(spi, p)) continue;
-    p.unique_key = false;
-    AsCatalogOwner owner;
+    if (!p.unique_key && !p.key_provable) continue;
+    if (!reprove(spi, p)) continue;
     spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(v));
+    // Views further down read this one's uniqueness through its plan.
+    plan_cache().erase(v);
     changed = true;
   }
   if (changed) invalidate();

@@ -105,10 +105,12 @@ class OwnDdl {
 // entries protecting the view and the parse tree of its definition (oids).
 void repair_restored(pg::Spi& spi, std::uint32_t view);
 
-// recheck_unique_keys: after a drop (of an index, a constraint, ...), every
-// view that matches rows by a unique key (plan::ViewPlan::unique_key) proves
-// it again from its inputs as they are now; one that cannot falls back to the
-// general maintenance, in dependency order, so that views over it follow.
+// recheck_unique_keys: after a drop (of an index, a constraint, ...) or the
+// creation of an index or constraint, every view that matches rows by a
+// unique key (plan::ViewPlan::unique_key), or could (key_provable), proves it
+// again from its inputs as they are now, in dependency order, so that views
+// over it follow: one that cannot falls back to the general maintenance, one
+// that now can takes the key paths.
 // The views record no pg_depend entry on those indexes: a view table
 // depending on an index would make pg_dump order a table after an index.
 void recheck_unique_keys(pg::Spi& spi);

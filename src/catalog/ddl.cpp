@@ -14,7 +14,8 @@
 //     and dropping, renaming or disabling ivm's own triggers; DROP EXTENSION
 //     ivm while views exist.
 //   - ddl_command_end (ivm_on_ddl_end): a renamed or moved relation (or
-//     schema) gets its new name into the stored plans of the views.
+//     schema) gets its new name into the stored plans of the views; a created
+//     index or altered table may prove a view's unique key again.
 //   - sql_drop (ivm_on_sql_drop): a dropped view table (directly or by
 //     CASCADE) leaves ivm's catalog with its state, and the capture triggers
 //     of its base tables go once no view needs them — as ivm.drop_view().
@@ -373,6 +374,15 @@ IVM_FUNCTION(ivm_on_ddl_end) {
     pg::Spi spi;
     catalog::repair_restored(spi, relid);
     return PointerGetDatum(nullptr);
+  }
+  if (IsA(tree, IndexStmt) || IsA(tree, AlterTableStmt)) {
+    // A unique index or key created (or an index attached) may prove the key
+    // a view lost, or never had.  Not for ivm's own indexes (create_view).
+    if (!catalog::OwnDdl::active()) {
+      pg::Spi spi;
+      catalog::recheck_unique_keys(spi);
+    }
+    if (IsA(tree, IndexStmt)) return PointerGetDatum(nullptr);
   }
   bool relation_moved = (IsA(tree, RenameStmt) && reinterpret_cast<RenameStmt*>(tree)->renameType == OBJECT_TABLE) ||
                         (IsA(tree, AlterObjectSchemaStmt) &&

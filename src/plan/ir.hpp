@@ -81,6 +81,11 @@ struct ViewPlan {
   // index on its key column, or an ivm view with one row per key), so the
   // view has at most one row per key.
   bool unique_key = false;
+  // Everything unique_key needs but the uniqueness of the inputs (the shape,
+  // the key operators and collations): a unique index created later (or
+  // again) proves it then (catalog::recheck_unique_keys).  Plans stored
+  // before format 5 say false.
+  bool key_provable = false;
 
   // Aggregate views (also SELECT DISTINCT, as GROUP BY every column).
   bool aggregate = false;

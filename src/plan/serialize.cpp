@@ -79,7 +79,7 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-constexpr long long kFormat = 4;
+constexpr long long kFormat = 5;
 
 }  // namespace
 
@@ -142,6 +142,7 @@ std::string serialize(const ViewPlan& p) {
   w.num(p.view_key);
   w.num(p.extreme_counts);
   w.num(p.unique_key);
+  w.num(p.key_provable);
   return w.take();
 }
 
@@ -199,6 +200,8 @@ ViewPlan deserialize(const std::string& text) {
   if (format >= 2) p.view_key = static_cast<int>(r.num());  // format 1 had no view_key
   p.extreme_counts = format >= 3 ? r.flag() : false;         // nor MIN/MAX counts before 3
   p.unique_key = format >= 4 ? r.flag() : false;             // nor unique view keys before 4
+  // Before 5, only a key proven at creation says it is provable.
+  p.key_provable = format >= 5 ? r.flag() : p.unique_key;
   if (!r.done()) throw std::runtime_error("corrupt view plan: trailing data");
   return p;
 }

@@ -95,6 +95,7 @@ ViewPlan rich_plan() {
   p.having = "f.a1 > 3\n-- 4:x";
   p.view_key = 3;
   p.unique_key = true;
+  p.key_provable = true;
   return p;
 }
 
@@ -156,6 +157,7 @@ void expect_plan_eq(const ViewPlan& want, const ViewPlan& got) {
   EXPECT_EQ(want.view_key, got.view_key);
   EXPECT_EQ(want.extreme_counts, got.extreme_counts);
   EXPECT_EQ(want.unique_key, got.unique_key);
+  EXPECT_EQ(want.key_provable, got.key_provable);
 }
 
 TEST(Serialize, RichPlanRoundTripsFieldByField) {
@@ -216,9 +218,9 @@ TEST(Serialize, StoredEnumNumbersArePinned) {
   EXPECT_EQ(8, static_cast<int>(AggKind::Recompute));
 }
 
-// The byte layout of format 4 is persisted: any change to it must bump the
+// The byte layout of format 5 is persisted: any change to it must bump the
 // format number, so that old plans are rejected instead of misread.
-TEST(Serialize, FormatFourLayoutIsPinned) {
+TEST(Serialize, FormatFiveLayoutIsPinned) {
   ViewPlan p;
   p.name = "v";
   p.oid = 7;
@@ -234,8 +236,9 @@ TEST(Serialize, FormatFourLayoutIsPinned) {
   p.types = {"int4"};
   p.locator = 0;
   p.outputs = {"l1.a"};
+  p.key_provable = true;
   const std::string want =
-      "1:4"                                       // format
+      "1:5"                                       // format
       "1:v" "1:7" "0:" "0:" "0:" "1:0"            // name oid state keylock key_type outer
       "1:1" "2:l1" "1:t" "1:9" "1:0" "1:1" "1:a" "0:"  // 1 leaf: alias relation relid is_view columns key
       "1:1" "1:0" "1:0" "2:-1" "2:-1" "0:"        // 1 join: kind leaf left right on
@@ -246,12 +249,22 @@ TEST(Serialize, FormatFourLayoutIsPinned) {
       "1:0" "0:"                                  // finals having
       "2:-1"                                      // view_key
       "1:1"                                       // extreme_counts
-      "1:0";                                      // unique_key
+      "1:0"                                       // unique_key
+      "1:1";                                      // key_provable
   EXPECT_EQ(want, serialize(p));
   expect_plan_eq(p, deserialize(want));
+  // Format 4 (no key_provable) is still read: a key proven then is provable,
+  // any other is not.
+  std::string four = want.substr(0, want.size() - 3);
+  four[2] = '4';
+  EXPECT_FALSE(deserialize(four).key_provable);
+  std::string four_keyed = four;
+  four_keyed.replace(four_keyed.size() - 3, 3, "1:1");
+  EXPECT_TRUE(deserialize(four_keyed).unique_key);
+  EXPECT_TRUE(deserialize(four_keyed).key_provable);
   // Format 3 (no unique_key) is still read: its views use the general keyed
   // maintenance.
-  std::string three = want.substr(0, want.size() - 3);
+  std::string three = four.substr(0, four.size() - 3);
   three[2] = '3';
   EXPECT_FALSE(deserialize(three).unique_key);
   EXPECT_TRUE(deserialize(three).extreme_counts);
@@ -278,12 +291,13 @@ TEST(SerializeCorrupt, EveryTruncationThrows) {
 
 TEST(SerializeCorrupt, WrongFormatNumberThrows) {
   const std::string text = serialize(rich_plan());
-  ASSERT_EQ("1:4", text.substr(0, 3));
+  ASSERT_EQ("1:5", text.substr(0, 3));
   EXPECT_THROW(deserialize("1:0" + text.substr(3)), std::runtime_error);
   EXPECT_THROW(deserialize("1:1" + text.substr(3)), std::runtime_error);
   EXPECT_THROW(deserialize("1:2" + text.substr(3)), std::runtime_error);
   EXPECT_THROW(deserialize("1:3" + text.substr(3)), std::runtime_error);
-  EXPECT_THROW(deserialize("1:5" + text.substr(3)), std::runtime_error);
+  EXPECT_THROW(deserialize("1:4" + text.substr(3)), std::runtime_error);
+  EXPECT_THROW(deserialize("1:6" + text.substr(3)), std::runtime_error);
   EXPECT_THROW(deserialize("2:-1" + text.substr(3)), std::runtime_error);
   EXPECT_ANY_THROW(deserialize("1:x" + text.substr(3)));
 }
@@ -318,7 +332,7 @@ TEST(SerializeCorrupt, NegativeCountThrows) {
   ViewPlan p;
   std::string text = serialize(p);
   // format, name, oid, state, keylock, key_type, outer, then the leaf count.
-  const std::string head = "1:4" "0:" "1:0" "0:" "0:" "0:" "1:0";
+  const std::string head = "1:5" "0:" "1:0" "0:" "0:" "0:" "1:0";
   ASSERT_EQ(head + "1:0", text.substr(0, head.size() + 3));
   EXPECT_ANY_THROW(deserialize(head + "2:-1" + text.substr(head.size() + 3)));
 }
@@ -336,7 +350,7 @@ TEST(SerializeCorrupt, NegativeLengthThrows) {
   const std::string name_field = std::to_string(p.name.size()) + ":" + p.name;
   const std::string oid_field = "10:4294967295";
   ASSERT_EQ(name_field + oid_field, text.substr(3, name_field.size() + oid_field.size()));
-  const std::string corrupt = "1:4" "-2:42" + text.substr(3 + name_field.size() + oid_field.size());
+  const std::string corrupt = "1:5" "-2:42" + text.substr(3 + name_field.size() + oid_field.size());
   EXPECT_ANY_THROW({
     ViewPlan q = deserialize(corrupt);
     ADD_FAILURE() << "accepted with name of " << q.name.size() << " bytes and oid " << q.oid;
@@ -349,7 +363,7 @@ TEST(SerializeCorrupt, NumberWithTrailingGarbageThrows) {
   ViewPlan p;
   p.oid = 12;
   std::string text = serialize(p);
-  const std::string head = "1:4" "0:";
+  const std::string head = "1:5" "0:";
   ASSERT_EQ(head + "2:12", text.substr(0, head.size() + 4));
   const std::string corrupt = head + "5:12abc" + text.substr(head.size() + 4);
   EXPECT_ANY_THROW({
