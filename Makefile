@@ -1,4 +1,5 @@
-# ivm: PGXS build.  `make`, `make install`, `make installcheck`.
+# ivm: PGXS build.  `make`, `make install`, `make installcheck`; `make format` (clang-format,
+# .clang-format) and `make format-check` (what test/run checks).
 EXTENSION = ivm
 MODULE_big = ivm
 DATA = $(wildcard ivm--*.sql)
@@ -30,5 +31,12 @@ include $(PGXS)
 
 
 -include $(OBJS:.o=.d)
+
+FORMAT_SOURCES = $(sort $(wildcard src/*/*.cpp src/*/*.hpp test/unit/*.cpp))
+.PHONY: format format-check
+format:
+	clang-format -i $(FORMAT_SOURCES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SOURCES)
 
 EXTRA_CLEAN = $(OBJS:.o=.d) output_iso results regression.diffs regression.out

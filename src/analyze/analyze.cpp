@@ -59,12 +59,14 @@ Query* parse_one(const std::string& text) {
   RawStmt* rs = linitial_node(RawStmt, raw);
   if (!IsA(rs->stmt, SelectStmt))
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "only SELECT statements can define incremental views");
-  if (reinterpret_cast<SelectStmt*>(rs->stmt)->intoClause)
-    not_supported("SELECT INTO is");
+  if (reinterpret_cast<SelectStmt*>(rs->stmt)->intoClause) not_supported("SELECT INTO is");
   return in_query(text, [&] {
     Query* q = parse_analyze_fixedparams(rs, text.c_str(), nullptr, 0, nullptr);
     List* rewritten = QueryRewrite(q);
-    if (list_length(rewritten) != 1) ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("rules that rewrite the query into several statements are not supported in incremental views")));
+    if (list_length(rewritten) != 1)
+      ereport(ERROR,
+              (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+               errmsg("rules that rewrite the query into several statements are not supported in incremental views")));
     return linitial_node(Query, rewritten);
   });
 }
@@ -129,8 +131,7 @@ std::string mutable_call(const MutableContext& cxt) {
       arg = static_cast<Node*>(linitial(reinterpret_cast<FuncExpr*>(n)->args));
       to = reinterpret_cast<FuncExpr*>(n)->funcresulttype;
     }
-    if (arg)
-      return std::string("cast from ") + format_type_be(exprType(arg)) + " to " + format_type_be(to);
+    if (arg) return std::string("cast from ") + format_type_be(exprType(arg)) + " to " + format_type_be(to);
     return std::string("function ") + get_func_name(cxt.func) + "()";
   });
 }
@@ -158,9 +159,7 @@ void check_query_shape(Query* q) {
                   "Add them to GROUP BY.");
   if (q->hasModifyingCTE) not_supported("data-modifying statements are");
   MutableContext cxt;
-  bool found = pg_call([&] {
-    return query_tree_walker(q, fn_cast<Walker>(mutable_walker), &cxt, 0);
-  });
+  bool found = pg_call([&] { return query_tree_walker(q, fn_cast<Walker>(mutable_walker), &cxt, 0); });
   if (found) {
     if (cxt.special) not_supported(std::string(cxt.special) + " are");
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -246,8 +245,8 @@ Node* final_mutator(Node* node, void* context) {
       n++;
     }
     if (!found) cxt->aggrefs = lappend(cxt->aggrefs, node);
-    return reinterpret_cast<Node*>(makeVar(1, static_cast<AttrNumber>(list_length(cxt->groups) + n + 1), a->aggtype,
-                                           -1, a->aggcollid, 0));
+    return reinterpret_cast<Node*>(
+        makeVar(1, static_cast<AttrNumber>(list_length(cxt->groups) + n + 1), a->aggtype, -1, a->aggcollid, 0));
   }
   return expression_tree_mutator(node, fn_cast<Mutator>(final_mutator), context);
 }
@@ -274,9 +273,8 @@ bool has_ordering(Oid type) {
 }
 
 std::string qualified_name(Oid relid) {
-  return pg_call([&] {
-    return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
-  });
+  return pg_call(
+      [&] { return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)); });
 }
 
 class Compiler {
@@ -337,22 +335,14 @@ class Compiler {
     foreach (lc, q->rtable) {
       RangeTblEntry* rte = lfirst_node(RangeTblEntry, lc);
       switch (rte->rtekind) {
-        case RTE_RELATION:
-          break;
-        case RTE_JOIN:
-          continue;
-        case RTE_FUNCTION:
-          not_supported("functions in FROM are");
-        case RTE_VALUES:
-          not_supported("VALUES lists are");
-        case RTE_CTE:
-          not_supported("WITH queries are");
-        case RTE_TABLEFUNC:
-          not_supported("table functions are");
-        case RTE_RESULT:
-          not_supported("queries without a FROM clause are");
-        default:
-          not_supported("this kind of FROM item is");
+        case RTE_RELATION: break;
+        case RTE_JOIN: continue;
+        case RTE_FUNCTION: not_supported("functions in FROM are");
+        case RTE_VALUES: not_supported("VALUES lists are");
+        case RTE_CTE: not_supported("WITH queries are");
+        case RTE_TABLEFUNC: not_supported("table functions are");
+        case RTE_RESULT: not_supported("queries without a FROM clause are");
+        default: not_supported("this kind of FROM item is");
       }
       if (rte->lateral) not_supported("LATERAL is");
       if (rte->tablesample) not_supported("TABLESAMPLE is");
@@ -376,7 +366,8 @@ class Compiler {
         not_supported("table " + name + " with inheritance children is",
                       "Statements on " + name + " also change its children, and its triggers cannot tell them apart.");
       if (partition)
-        not_supported("partition " + name + " is", "Rows written through its partitioned table do not fire its triggers.");
+        not_supported("partition " + name + " is",
+                      "Rows written through its partitioned table do not fire its triggers.");
       if (pg_call([&] { return has_superclass(rte->relid); }))
         not_supported("inheritance child table " + name + " is",
                       "Statements on its parent table change its rows without firing its triggers.");
@@ -386,12 +377,14 @@ class Compiler {
       if (relkind == RELKIND_SEQUENCE) not_supported("sequence " + name + " is");
       if (relkind != RELKIND_RELATION) not_supported("relation " + name + " of this kind is");
       if (catalog || nsp == "information_schema") not_supported("system catalog " + name + " is");
-      if (nsp == "ivm" || (nsp == "ivm_state" && !is_view_(rte->relid))) not_supported("ivm's own table " + name + " is");
+      if (nsp == "ivm" || (nsp == "ivm_state" && !is_view_(rte->relid)))
+        not_supported("ivm's own table " + name + " is");
       if (persistence == RELPERSISTENCE_TEMP) not_supported("temporary table " + name + " is");
       // Crash recovery empties an unlogged table without firing a trigger.
       if (persistence == RELPERSISTENCE_UNLOGGED)
-        not_supported("unlogged table " + name + " is",
-                      "After a crash PostgreSQL empties it without telling ivm; make it logged with ALTER TABLE ... SET LOGGED.");
+        not_supported(
+            "unlogged table " + name + " is",
+            "After a crash PostgreSQL empties it without telling ivm; make it logged with ALTER TABLE ... SET LOGGED.");
     }
   }
 
@@ -408,7 +401,8 @@ class Compiler {
       var_walker(q->havingQual, &cxt);
     });
     if (cxt.bad_attno < 0) {
-      std::string name = pg_call([&] { return std::string(NameStr(SystemAttributeDefinition(cxt.bad_attno)->attname)); });
+      std::string name =
+          pg_call([&] { return std::string(NameStr(SystemAttributeDefinition(cxt.bad_attno)->attname)); });
       not_supported("system column " + name + " is");
     }
     if (cxt.bad_attno == 0) not_supported("whole-row references are", "List the columns instead.");
@@ -427,7 +421,8 @@ class Compiler {
         leaf.is_view = is_view_(rte->relid);
         for (int att : columns_[rt]) {
           Oid type = pg_call([&] { return get_atttype(rte->relid, static_cast<AttrNumber>(att)); });
-          std::string col = pg_call([&] { return std::string(get_attname(rte->relid, static_cast<AttrNumber>(att), false)); });
+          std::string col =
+              pg_call([&] { return std::string(get_attname(rte->relid, static_cast<AttrNumber>(att), false)); });
           if (!has_equality(type))
             not_supported("column " + col + " of type " + type_name(type, -1) + " (no equality operator) is");
           leaf.columns.push_back(pg::quote_ident(col));
@@ -486,9 +481,18 @@ class Compiler {
       JoinExpr* j = reinterpret_cast<JoinExpr*>(n);
       switch (j->jointype) {
         case JOIN_INNER: node.kind = JoinKind::Inner; break;
-        case JOIN_LEFT: node.kind = JoinKind::Left; p.outer = true; break;
-        case JOIN_RIGHT: node.kind = JoinKind::Right; p.outer = true; break;
-        case JOIN_FULL: node.kind = JoinKind::Full; p.outer = true; break;
+        case JOIN_LEFT:
+          node.kind = JoinKind::Left;
+          p.outer = true;
+          break;
+        case JOIN_RIGHT:
+          node.kind = JoinKind::Right;
+          p.outer = true;
+          break;
+        case JOIN_FULL:
+          node.kind = JoinKind::Full;
+          p.outer = true;
+          break;
         default: not_supported("this kind of join is");
       }
       node.left = build_tree(q, j->larg, p);
@@ -748,7 +752,8 @@ class Compiler {
         OpExpr* op = reinterpret_cast<OpExpr*>(c);
         Node* a = (Node*)linitial(op->args);
         Node* b = (Node*)lsecond(op->args);
-        bool eq = pg_call([&] { return op_mergejoinable(op->opno, exprType(a)) || op_hashjoinable(op->opno, exprType(a)); });
+        bool eq =
+            pg_call([&] { return op_mergejoinable(op->opno, exprType(a)) || op_hashjoinable(op->opno, exprType(a)); });
         if (!eq) continue;
         std::set<int> va = varnos(a), vb = varnos(b);
         if (va.size() != 1 || vb.size() != 1) continue;
@@ -764,8 +769,8 @@ class Compiler {
       const plan::JoinNode& j = p.joins[n];
       if (j.kind == JoinKind::Leaf) continue;
       auto it = join_quals_.find(static_cast<int>(n));
-      links.push_back(equalities(it == join_quals_.end() ? nullptr : it->second, leaves_under(j.left),
-                                 leaves_under(j.right)));
+      links.push_back(
+          equalities(it == join_quals_.end() ? nullptr : it->second, leaves_under(j.left), leaves_under(j.right)));
     }
     std::set<int> all;
     for (int i = 0; i < static_cast<int>(p.leaves.size()); ++i) all.insert(i);
@@ -838,7 +843,8 @@ class Compiler {
     std::set<int> leaves = preserved(p.root);
     for (std::size_t i = 0; i < p.outputs.size() && p.view_key < 0; ++i)
       for (int l : leaves)
-        if (!p.leaves[static_cast<std::size_t>(l)].key.empty() && p.outputs[i] == p.leaves[static_cast<std::size_t>(l)].key)
+        if (!p.leaves[static_cast<std::size_t>(l)].key.empty() &&
+            p.outputs[i] == p.leaves[static_cast<std::size_t>(l)].key)
           p.view_key = static_cast<int>(i);
   }
 
@@ -919,7 +925,7 @@ class Compiler {
   const UniqueFn& unique_on_;
   std::vector<Node*> key_nodes_;     // per leaf, its expression of the key class
   std::vector<Node*> output_nodes_;  // SPJ views: the output expressions
-  std::vector<OpExpr*> key_ops_;   // the join equalities of the key class
+  std::vector<OpExpr*> key_ops_;     // the join equalities of the key class
   std::map<int, std::set<int>> columns_;
   std::map<int, int> leaf_of_rt_;
   std::map<int, Node*> join_quals_;
@@ -945,7 +951,8 @@ std::string strip_query(const std::string& query) {
 
 std::uint32_t unique_index_on(std::uint32_t relid, int attno, bool primary) {
   return pg_call([&]() -> Oid {
-    Oid family = lookup_type_cache(get_atttype(relid, static_cast<AttrNumber>(attno)), TYPECACHE_BTREE_OPFAMILY)->btree_opf;
+    Oid family =
+        lookup_type_cache(get_atttype(relid, static_cast<AttrNumber>(attno)), TYPECACHE_BTREE_OPFAMILY)->btree_opf;
     Relation rel = table_open(relid, AccessShareLock);
     List* indexes = RelationGetIndexList(rel);
     Oid found = InvalidOid;

@@ -15,10 +15,10 @@
 namespace ivm::analyze {
 
 struct Analysis {
-  plan::ViewPlan plan;      // name/oid/state/keylock are filled in by the caller
-  std::string definition;   // the query, normalized: every name schema-qualified
-  std::string querytree;    // the same as a parse tree (nodeToString): relations and
-                            // columns by oid, so it deparses to current names after renames
+  plan::ViewPlan plan;                // name/oid/state/keylock are filled in by the caller
+  std::string definition;             // the query, normalized: every name schema-qualified
+  std::string querytree;              // the same as a parse tree (nodeToString): relations and
+                                      // columns by oid, so it deparses to current names after renames
   std::vector<std::uint32_t> inputs;  // relations read (tables and ivm views)
 };
 

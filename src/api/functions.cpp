@@ -21,8 +21,7 @@ void _PG_init(void);
 namespace {
 
 std::string text_arg(FunctionCallInfo fcinfo, int n, const char* what) {
-  if (PG_ARGISNULL(n))
-    throw pg::Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(what) + " must not be null");
+  if (PG_ARGISNULL(n)) throw pg::Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(what) + " must not be null");
   return pg::pg_call([&] { return std::string(text_to_cstring(PG_GETARG_TEXT_PP(n))); });
 }
 
@@ -134,11 +133,13 @@ IVM_FUNCTION(ivm_apply_deltas) {
   TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
   std::string duration = std::to_string(secs) + " seconds " + std::to_string(usecs) + " microseconds";
   catalog::AsCatalogOwner owner;
-  spi.exec_once("INSERT INTO ivm.apply_stats AS s (viewid, last_apply, last_duration, applies) "
-                "SELECT viewid, pg_catalog.now(), '" + duration + "'::interval, 1 FROM ivm.views WHERE mode <> 'immediate'" +
-                (view ? " AND viewid = " + std::to_string(view) : std::string()) +
-                " ON CONFLICT (viewid) DO UPDATE SET last_apply = EXCLUDED.last_apply, "
-                "last_duration = EXCLUDED.last_duration, applies = s.applies + 1");
+  spi.exec_once(
+      "INSERT INTO ivm.apply_stats AS s (viewid, last_apply, last_duration, applies) "
+      "SELECT viewid, pg_catalog.now(), '" +
+      duration + "'::interval, 1 FROM ivm.views WHERE mode <> 'immediate'" +
+      (view ? " AND viewid = " + std::to_string(view) : std::string()) +
+      " ON CONFLICT (viewid) DO UPDATE SET last_apply = EXCLUDED.last_apply, "
+      "last_duration = EXCLUDED.last_duration, applies = s.applies + 1");
   PG_RETURN_INT64(static_cast<int64>(rows));
 }
 

@@ -159,7 +159,8 @@ std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
 
 void record_truncate(pg::Spi& spi, std::uint32_t relation) {
   std::string rel = pg::pg_call([&] {
-    return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)), get_rel_name(relation)));
+    return std::string(
+        quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)), get_rel_name(relation)));
   });
   record_rows(spi, relation, rel, "-1");
 }
@@ -201,7 +202,8 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
     consumed += n;
     // The name carries the column set: a cached plan reading it must never
     // meet a relation of another shape under the same name.
-    std::string name = "ivm_consumed_" + std::to_string(r) + "_" + std::to_string(std::hash<std::string>{}(cols) % 1000000);
+    std::string name =
+        "ivm_consumed_" + std::to_string(r) + "_" + std::to_string(std::hash<std::string>{}(cols) % 1000000);
     spi.capture(name);
     changed[r] = plan::DeltaSource{"", "", name};
   }
@@ -239,7 +241,6 @@ std::uint64_t refresh(pg::Spi& spi, std::uint32_t view) {
   refresh_dependents(spi, view);
   return rows;
 }
-
 
 void refresh_dependents(pg::Spi& spi, std::uint32_t relation) {
   pg::PinnedSearchPath pinned;

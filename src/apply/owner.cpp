@@ -34,13 +34,13 @@ Oid owner_checked(const plan::ViewPlan& p) {
   for (std::uint32_t r : relations) {
     bool applies = pg::pg_call([&] { return check_enable_rls(r, owner, true) == RLS_ENABLED; });
     if (applies)
-      throw pg::Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                      "row-level security of table " + relation_name(r) + " prevents maintaining incremental view " +
-                          p.name,
-                      "Its policies apply to role " + pg::role_name(owner) +
-                          ", the view's owner: the view would no longer match its query.",
-                      "Disable row-level security on the table, or let the view's owner bypass it (as the "
-                      "table's owner, without FORCE ROW LEVEL SECURITY, or with BYPASSRLS), or drop the view.");
+      throw pg::Error(
+          ERRCODE_FEATURE_NOT_SUPPORTED,
+          "row-level security of table " + relation_name(r) + " prevents maintaining incremental view " + p.name,
+          "Its policies apply to role " + pg::role_name(owner) +
+              ", the view's owner: the view would no longer match its query.",
+          "Disable row-level security on the table, or let the view's owner bypass it (as the "
+          "table's owner, without FORCE ROW LEVEL SECURITY, or with BYPASSRLS), or drop the view.");
   }
   return owner;
 }

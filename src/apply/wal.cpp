@@ -83,11 +83,8 @@ void on_xact(XactEvent event, void*) {
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_COMMIT:
     case XACT_EVENT_PARALLEL_ABORT:
-    case XACT_EVENT_PREPARE:
-      release_origin();
-      break;
-    default:
-      break;
+    case XACT_EVENT_PREPARE: release_origin(); break;
+    default: break;
   }
 }
 
@@ -123,7 +120,8 @@ bool slot_exists(pg::Spi& spi, const std::string& slot) {
 // of the slot: where a slot's decoding got to.
 void forget_progress(pg::Spi& spi, const std::string& slot) {
   pg_call([&] {
-    if (replorigin_by_name(slot.c_str(), true) != InvalidRepOriginId) replorigin_drop_by_name(slot.c_str(), true, false);
+    if (replorigin_by_name(slot.c_str(), true) != InvalidRepOriginId)
+      replorigin_drop_by_name(slot.c_str(), true, false);
   });
   catalog::AsCatalogOwner owner;  // ivm's catalog is written by ivm alone
   spi.exec_once("DELETE FROM ivm.wal_state WHERE slot = " + quote_literal(slot));
@@ -136,7 +134,8 @@ void check_wal_level() {
                 "Set wal_level = logical in postgresql.conf and restart the server, or use mode 'deferred'.");
   if (max_replication_slots == 0)
     throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "mode \"wal\" needs a replication slot",
-                "max_replication_slots is 0.", "Set max_replication_slots > 0 in postgresql.conf and restart the server.");
+                "max_replication_slots is 0.",
+                "Set max_replication_slots > 0 in postgresql.conf and restart the server.");
 }
 
 // Applied: a transaction applied past a straggler (not yet covered by P).
@@ -190,7 +189,8 @@ void prepare(pg::Spi& spi) {
     // and drop the slot: the lock is held until this transaction ends.
     spi.exec_once("SELECT pg_catalog.pg_advisory_xact_lock(" + std::to_string(apply::kApplyLockKey) + ")");
     if (slot_exists(spi, slot)) break;
-    if (attempt >= 2) throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "could not create replication slot \"" + slot + "\"");
+    if (attempt >= 2)
+      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "could not create replication slot \"" + slot + "\"");
   }
   if (stale) forget_progress(spi, slot);  // of the old slot
   pg_call([&] {
@@ -200,8 +200,10 @@ void prepare(pg::Spi& spi) {
 
 void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
   std::string slot = slot_name();
-  spi.exec("SELECT EXISTS (SELECT 1 FROM ivm.views WHERE mode = 'wal'), "
-           "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = " + quote_literal(slot) + ")");
+  spi.exec(
+      "SELECT EXISTS (SELECT 1 FROM ivm.views WHERE mode = 'wal'), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
+      quote_literal(slot) + ")");
   bool wal_views = spi.boolean(0, 1), have_slot = spi.boolean(0, 2);
   if (!have_slot) {
     if (!wal_views) return;
@@ -234,8 +236,9 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
   if (origin == InvalidRepOriginId) origin = pg_call([&] { return replorigin_create(slot.c_str()); });
   if (!owned) {
     if (replorigin_session_origin != InvalidRepOriginId)
-      throw Error(ERRCODE_OBJECT_IN_USE, "cannot apply views in mode wal in a session that replays another replication origin",
-                  "", "Call pg_replication_origin_session_reset() first.");
+      throw Error(ERRCODE_OBJECT_IN_USE,
+                  "cannot apply views in mode wal in a session that replays another replication origin", "",
+                  "Call pg_replication_origin_session_reset() first.");
     pg_call([&] { replorigin_session_setup(origin); });
     replorigin_session_origin = origin;
     owned = true;
@@ -296,8 +299,9 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
   };
 
   // The transactions in commit order: which to take, how far the prefix goes.
-  spi.exec_once("SELECT (lsn - '0/0'::pg_catalog.pg_lsn)::text, xid::text, data::json->>'c' FROM ivm_wal_changes "
-                "WHERE data LIKE '{\"c\":%' ORDER BY lsn");
+  spi.exec_once(
+      "SELECT (lsn - '0/0'::pg_catalog.pg_lsn)::text, xid::text, data::json->>'c' FROM ivm_wal_changes "
+      "WHERE data LIKE '{\"c\":%' ORDER BY lsn");
   Snapshot snapshot = spi.snapshot();
   std::vector<TransactionId> take;
   std::vector<Applied> still_ahead;
@@ -329,17 +333,22 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
     std::string xids;
     for (TransactionId x : take) xids += (xids.empty() ? "" : ",") + std::to_string(x);
     std::string in_batch = "xid = ANY ('{" + xids + "}'::pg_catalog.xid[])";
-    spi.exec_once("SELECT DISTINCT substring(data from 6 for position(',' in data) - 6) FROM ivm_wal_changes "
-                  "WHERE data LIKE '{\"r\":%' AND " + in_batch);
+    spi.exec_once(
+        "SELECT DISTINCT substring(data from 6 for position(',' in data) - 6) FROM ivm_wal_changes "
+        "WHERE data LIKE '{\"r\":%' AND " +
+        in_batch);
     std::vector<std::uint32_t> relations;
     for (uint64 i = 0; i < spi.rows(); ++i) relations.push_back(static_cast<std::uint32_t>(to_u64(spi.text(i, 1))));
     for (std::uint32_t r : relations) {
       const catalog::DeltaTable* cached = catalog::delta_table(spi, r);
       if (!cached) continue;  // no view reads it any more
       const std::string delta = cached->name;
-      spi.exec_once("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
-                    "WHERE a.attrelid = " + quote_literal(delta) + "::pg_catalog.regclass AND a.attnum > 0 "
-                    "AND NOT a.attisdropped AND a.attname NOT IN ('__m', '__at') ORDER BY a.attnum");
+      spi.exec_once(
+          "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
+          "WHERE a.attrelid = " +
+          quote_literal(delta) +
+          "::pg_catalog.regclass AND a.attnum > 0 "
+          "AND NOT a.attisdropped AND a.attname NOT IN ('__m', '__at') ORDER BY a.attnum");
       std::string cols, values;
       for (uint64 i = 0; i < spi.rows(); ++i) {
         std::string name = spi.text(i, 1);
@@ -352,7 +361,8 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
                     "(c.j->>'m')::int8, t.at FROM (SELECT xid, data::json AS j FROM ivm_wal_changes WHERE data LIKE " +
                     quote_literal("{\"r\":" + std::to_string(r) + ",%") + " AND " + in_batch +
                     ") c JOIN (SELECT xid, (data::json->>'c')::timestamptz AS at FROM ivm_wal_changes "
-                    "WHERE data LIKE '{\"c\":%' AND " + in_batch + ") t USING (xid)");
+                    "WHERE data LIKE '{\"c\":%' AND " +
+                    in_batch + ") t USING (xid)");
     }
   }
 
@@ -364,16 +374,15 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
   catalog::AsCatalogOwner owner;  // ivm's catalog is written by ivm alone
   spi.exec_once("INSERT INTO ivm.wal_state AS w (slot, applied_lsn, caught_up_at, ahead) VALUES (" +
                 quote_literal(slot) + ", " + quote_literal(lsn_text(prefix)) + ", " + quote_literal(caught_up_at) +
-                ", " + (ahead_list.empty() ? std::string("NULL") : "string_to_array(" + quote_literal(ahead_list) + ", ',')") +
+                ", " +
+                (ahead_list.empty() ? std::string("NULL") : "string_to_array(" + quote_literal(ahead_list) + ", ',')") +
                 ") ON CONFLICT (slot) DO UPDATE SET applied_lsn = EXCLUDED.applied_lsn, "
                 "caught_up_at = EXCLUDED.caught_up_at, ahead = EXCLUDED.ahead");
   if (prefix > progress) {
-    TimestampTz at = last_commit_time.empty() ? pg_call([] { return GetCurrentTimestamp(); })
-                                              : pg_call([&] {
-                                                  return DatumGetTimestampTz(DirectFunctionCall3(
-                                                      timestamptz_in, CStringGetDatum(last_commit_time.c_str()),
-                                                      ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-                                                });
+    TimestampTz at = last_commit_time.empty() ? pg_call([] { return GetCurrentTimestamp(); }) : pg_call([&] {
+      return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(last_commit_time.c_str()),
+                                                     ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+    });
     SubTransactionId sub = pg_call([] { return GetCurrentSubTransactionId(); });
     undo.push_back({sub, replorigin_session_origin_lsn, replorigin_session_origin_timestamp});
     replorigin_session_origin_lsn = prefix;

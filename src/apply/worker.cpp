@@ -92,8 +92,8 @@ void apply_each() {
   StartTransactionCommand();
   PushActiveSnapshot(GetTransactionSnapshot());
   if (SPI_connect() == SPI_OK_CONNECT) {
-    if (SPI_execute("SELECT viewid::oid::text FROM ivm.views WHERE mode <> 'immediate' ORDER BY level, viewid", true, 0) ==
-        SPI_OK_SELECT) {
+    if (SPI_execute("SELECT viewid::oid::text FROM ivm.views WHERE mode <> 'immediate' ORDER BY level, viewid", true,
+                    0) == SPI_OK_SELECT) {
       MemoryContext old = MemoryContextSwitchTo(cxt);
       for (uint64 i = 0; i < SPI_processed; i++)
         views = lappend(views, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
@@ -114,7 +114,8 @@ void apply_each() {
 
 const char* const kForgetLeftovers =
     "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
-    "WHERE slot_name = 'ivm_' || (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
+    "WHERE slot_name = 'ivm_' || (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
+    "pg_catalog.current_database()) "
     "AND NOT active; "
     "SELECT pg_catalog.pg_replication_origin_drop(roname) FROM pg_catalog.pg_replication_origin "
     "WHERE roname = 'ivm_' || (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "

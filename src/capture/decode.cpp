@@ -484,9 +484,7 @@ bool json_number(const char* s) {
 void append_value(StringInfo out, Datum value, Oid typid) {
   Oid base = getBaseType(typid);
   switch (base) {
-    case BOOLOID:
-      appendStringInfoString(out, DatumGetBool(value) ? "true" : "false");
-      return;
+    case BOOLOID: appendStringInfoString(out, DatumGetBool(value) ? "true" : "false"); return;
     case INT2OID:
     case INT4OID:
     case INT8OID:
@@ -504,9 +502,7 @@ void append_value(StringInfo out, Datum value, Oid typid) {
     case TIMEOID:
     case TIMETZOID:
     case TIMESTAMPOID:
-    case TIMESTAMPTZOID:
-      escape_json(out, JsonEncodeDateTime(nullptr, value, base, nullptr));
-      return;
+    case TIMESTAMPTZOID: escape_json(out, JsonEncodeDateTime(nullptr, value, base, nullptr)); return;
     case INTERVALOID: {
       // ISO 8601 too ("P1DT2H"), whatever the session's IntervalStyle.
       struct pg_itm itm;
@@ -517,11 +513,8 @@ void append_value(StringInfo out, Datum value, Oid typid) {
       return;
     }
     case JSONOID:
-    case JSONBOID:
-      appendStringInfoString(out, output_text(value, typid));
-      return;
-    default:
-      break;
+    case JSONBOID: appendStringInfoString(out, output_text(value, typid)); return;
+    default: break;
   }
   if (OidIsValid(get_element_type(base)))
     appendStringInfoString(out, text_to_cstring(DatumGetTextPP(DirectFunctionCall1(array_to_json, value))));
@@ -601,17 +594,10 @@ void write_change(LogicalDecodingContext* ctx, State& s, ReorderBufferTXN* txn, 
                   ReorderBufferChange* change) {
   const char* op;
   switch (change->action) {
-    case REORDER_BUFFER_CHANGE_INSERT:
-      op = "insert";
-      break;
-    case REORDER_BUFFER_CHANGE_UPDATE:
-      op = "update";
-      break;
-    case REORDER_BUFFER_CHANGE_DELETE:
-      op = "delete";
-      break;
-    default:
-      return;
+    case REORDER_BUFFER_CHANGE_INSERT: op = "insert"; break;
+    case REORDER_BUFFER_CHANGE_UPDATE: op = "update"; break;
+    case REORDER_BUFFER_CHANGE_DELETE: op = "delete"; break;
+    default: return;
   }
   HeapTuple old_row = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : nullptr;
   HeapTuple new_row = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : nullptr;
@@ -707,11 +693,8 @@ void write_captured(LogicalDecodingContext* ctx, State& s, Relation rel, Reorder
       write_captured_row(ctx, rel, old_row, nullptr, -1);
       if (new_row) write_captured_row(ctx, rel, new_row, old_row, 1);
       break;
-    case REORDER_BUFFER_CHANGE_DELETE:
-      write_captured_row(ctx, rel, old_row, nullptr, -1);
-      break;
-    default:
-      break;
+    case REORDER_BUFFER_CHANGE_DELETE: write_captured_row(ctx, rel, old_row, nullptr, -1); break;
+    default: break;
   }
 }
 
@@ -834,8 +817,8 @@ void on_commit(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecPtr co
         // transaction's: what the applier needs to order and skip.
         OutputPluginPrepareWrite(ctx, true);
         appendStringInfoString(ctx->out, "{\"c\":");
-        escape_json(ctx->out,
-                    JsonEncodeDateTime(nullptr, TimestampTzGetDatum(txn->xact_time.commit_time), TIMESTAMPTZOID, nullptr));
+        escape_json(ctx->out, JsonEncodeDateTime(nullptr, TimestampTzGetDatum(txn->xact_time.commit_time),
+                                                 TIMESTAMPTZOID, nullptr));
         appendStringInfoChar(ctx->out, '}');
         OutputPluginWrite(ctx, true);
       } else if (begun) {

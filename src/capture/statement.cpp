@@ -78,8 +78,10 @@ void flush(QueryDesc* q) {
     TupleDesc desc = st.inserted ? st.inserted_desc : st.deleted_desc;
     std::string shape;
     for (int i = 0; i < desc->natts; i++)
-      shape += std::string(NameStr(TupleDescAttr(desc, i)->attname)) + ":" + std::to_string(TupleDescAttr(desc, i)->atttypid) + ",";
-    std::string base = "ivm_pending_" + std::to_string(relid) + "_" + std::to_string(std::hash<std::string>{}(shape) % 1000000);
+      shape += std::string(NameStr(TupleDescAttr(desc, i)->attname)) + ":" +
+               std::to_string(TupleDescAttr(desc, i)->atttypid) + ",";
+    std::string base =
+        "ivm_pending_" + std::to_string(relid) + "_" + std::to_string(std::hash<std::string>{}(shape) % 1000000);
     if (st.inserted) {
       d.inserted = base + "_new";
       rows += static_cast<std::uint64_t>(tuplestore_tuple_count(st.inserted));
@@ -212,15 +214,15 @@ bool buffer_if_nested(pg::Spi& spi, TriggerData* td) {
     if (frames[i].modifies) target = frames[i].query;
   if (!target && depth > 0) {
     const Frame& top = frames[depth - 1];
-    bool joint = pg::pg_call([&] {
-      return top.modifies && (top.multi || !targets(top.query, relid) || may_cascade(td->tg_relation));
-    });
+    bool joint = pg::pg_call(
+        [&] { return top.modifies && (top.multi || !targets(top.query, relid) || may_cascade(td->tg_relation)); });
     if (joint || pending().count(top.query)) target = top.query;
   }
   if (!target) return false;
   Pending& p = pending()[target];
   if (!p.cxt)
-    p.cxt = pg::pg_call([] { return AllocSetContextCreate(TopTransactionContext, "ivm pending changes", ALLOCSET_DEFAULT_SIZES); });
+    p.cxt = pg::pg_call(
+        [] { return AllocSetContextCreate(TopTransactionContext, "ivm pending changes", ALLOCSET_DEFAULT_SIZES); });
   Stores& st = p.changes[relid];
   if (td->tg_newtable) {
     spi.exec_once("SELECT * FROM ivm_new");  // not cached: the row type differs per table

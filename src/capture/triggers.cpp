@@ -21,8 +21,8 @@ namespace {
 // append_rows: appends one transition table's rows, with multiplicity m, to
 // the delta table, straight into the heap: no SPI, no plan.  Its own read
 // pointer leaves the transition table as other triggers will find it.
-void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const std::vector<int>& attnums,
-                 int64 m, TimestampTz at) {
+void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const std::vector<int>& attnums, int64 m,
+                 TimestampTz at) {
   TupleDesc desc = RelationGetDescr(delta);
   int n = desc->natts;
   Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * n));
@@ -133,10 +133,10 @@ IVM_FUNCTION(ivm_capture) {
     throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture() must be called as a trigger");
   auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!ivms_own(td))
-    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                    std::string("ivm.capture() fired by trigger \"") + td->tg_trigger->tgname + "\", which is not ivm's",
-                    "ivm creates its capture triggers itself, when a view starts reading the table.",
-                    "Drop that trigger.");
+    throw pg::Error(
+        ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+        std::string("ivm.capture() fired by trigger \"") + td->tg_trigger->tgname + "\", which is not ivm's",
+        "ivm creates its capture triggers itself, when a view starts reading the table.", "Drop that trigger.");
   return capture_change(td);
 }
 
@@ -153,7 +153,8 @@ IVM_FUNCTION(ivm_capture_row) {
     throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture_row() must be called as a trigger");
   auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event))
-    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "ivm.capture_row() must be an AFTER ... FOR EACH ROW trigger");
+    throw pg::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                    "ivm.capture_row() must be an AFTER ... FOR EACH ROW trigger");
   bool replicating = pg::pg_call([] {
     if (!IsLogicalWorker()) return false;
     if (!am_tablesync_worker()) return true;

@@ -111,9 +111,8 @@ std::string relation_name(std::uint32_t relid) {
 // name is taken (by a relation restored from a dump of another database, whose
 // oids differed), the stem with a unique suffix.  Run as the catalog owner.
 std::string fresh_name(pg::Spi& spi, const std::string& stem) {
-  bool taken = pg_call([&] {
-    return OidIsValid(get_relname_relid(stem.c_str(), get_namespace_oid("ivm_state", false)));
-  });
+  bool taken =
+      pg_call([&] { return OidIsValid(get_relname_relid(stem.c_str(), get_namespace_oid("ivm_state", false))); });
   if (!taken) return "ivm_state." + stem;
   spi.exec_once("SELECT pg_catalog.nextval('ivm.internal_seq')");
   return "ivm_state." + stem + "_" + spi.text(0, 1);
@@ -159,10 +158,11 @@ void ensure_delta_table(pg::Spi& spi, std::uint32_t relid, const std::vector<std
   }
   std::string arr;
   for (const auto& c : cols) arr += (arr.empty() ? "" : ", ") + quote_literal(c);
-  spi.exec_once("SELECT pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod) "
-                "FROM pg_catalog.pg_attribute a WHERE a.attrelid = " + oid_text(relid) +
-                " AND a.attnum > 0 AND NOT a.attisdropped AND pg_catalog.quote_ident(a.attname) = ANY (ARRAY[" +
-                arr + "]::text[]) ORDER BY a.attnum");
+  spi.exec_once(
+      "SELECT pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod) "
+      "FROM pg_catalog.pg_attribute a WHERE a.attrelid = " +
+      oid_text(relid) + " AND a.attnum > 0 AND NOT a.attisdropped AND pg_catalog.quote_ident(a.attname) = ANY (ARRAY[" +
+      arr + "]::text[]) ORDER BY a.attnum");
   std::string defs;
   std::vector<std::string> ordered;
   for (uint64 i = 0; i < spi.rows(); ++i) {
@@ -186,8 +186,9 @@ void ensure_delta_table(pg::Spi& spi, std::uint32_t relid, const std::vector<std
 // drop_unused_delta_tables: removes delta tables no deferred view reads.
 void drop_unused_delta_tables(pg::Spi& spi) {
   AsCatalogOwner owner;
-  spi.exec_once("SELECT relid::oid, name FROM ivm.delta_tables t WHERE NOT EXISTS (SELECT 1 FROM ivm.dependencies d "
-                "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND v.mode <> 'immediate')");
+  spi.exec_once(
+      "SELECT relid::oid, name FROM ivm.delta_tables t WHERE NOT EXISTS (SELECT 1 FROM ivm.dependencies d "
+      "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND v.mode <> 'immediate')");
   std::vector<std::pair<std::string, std::string>> unused;
   for (uint64 i = 0; i < spi.rows(); ++i) unused.push_back({spi.text(i, 1), spi.text(i, 2)});
   for (const auto& [relid, name] : unused) {
@@ -214,10 +215,18 @@ struct CaptureTrigger {
   bool dml;                // only where DML is captured by triggers
 };
 const CaptureTrigger kTriggers[] = {
-    {"ivm_capture_ins", "AFTER INSERT ON %s REFERENCING NEW TABLE AS ivm_new FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
-    {"ivm_capture_upd", "AFTER UPDATE ON %s REFERENCING OLD TABLE AS ivm_old NEW TABLE AS ivm_new FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
-    {"ivm_capture_del", "AFTER DELETE ON %s REFERENCING OLD TABLE AS ivm_old FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', true},
-    {"ivm_capture_row", "AFTER INSERT OR DELETE OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION ivm.capture_row()", 'R', true},
+    {"ivm_capture_ins",
+     "AFTER INSERT ON %s REFERENCING NEW TABLE AS ivm_new FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A',
+     true},
+    {"ivm_capture_upd",
+     "AFTER UPDATE ON %s REFERENCING OLD TABLE AS ivm_old NEW TABLE AS ivm_new FOR EACH STATEMENT EXECUTE FUNCTION "
+     "ivm.capture()",
+     'A', true},
+    {"ivm_capture_del",
+     "AFTER DELETE ON %s REFERENCING OLD TABLE AS ivm_old FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A',
+     true},
+    {"ivm_capture_row", "AFTER INSERT OR DELETE OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION ivm.capture_row()", 'R',
+     true},
     {"ivm_capture_trunc", "AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', false},
     {"ivm_capture_btrunc", "BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION ivm.capture()", 'A', false},
 };
@@ -232,16 +241,19 @@ void sync_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
   pg::PinnedSearchPath pinned;  // pg_get_triggerdef then qualifies names as relation_name() does
   spi.exec_once("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
   if (spi.rows() == 0) return;
-  spi.exec_once("SELECT count(*) > 0, coalesce(bool_or(v.mode = 'immediate'), false), "
-                "coalesce(bool_or(v.mode = 'deferred'), false), coalesce(bool_or(v.mode = 'wal'), false) "
-                "FROM ivm.dependencies d JOIN ivm.views v USING (viewid) WHERE d.relid = " + oid_text(relid));
+  spi.exec_once(
+      "SELECT count(*) > 0, coalesce(bool_or(v.mode = 'immediate'), false), "
+      "coalesce(bool_or(v.mode = 'deferred'), false), coalesce(bool_or(v.mode = 'wal'), false) "
+      "FROM ivm.dependencies d JOIN ivm.views v USING (viewid) WHERE d.relid = " +
+      oid_text(relid));
   bool any = spi.boolean(0, 1), immediate = spi.boolean(0, 2), deferred = spi.boolean(0, 3), wal = spi.boolean(0, 4);
   bool dml = immediate || (deferred && !wal);
   std::string rel = relation_name(relid);
   for (const auto& t : kTriggers) {
     bool want = t.dml ? dml : any;
-    spi.exec_once("SELECT tgenabled::text, pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger WHERE tgrelid = " +
-                  oid_text(relid) + " AND tgname = '" + t.name + "'");
+    spi.exec_once(
+        "SELECT tgenabled::text, pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger WHERE tgrelid = " +
+        oid_text(relid) + " AND tgname = '" + t.name + "'");
     bool exists = spi.rows() > 0;
     std::string enabled = exists ? spi.text(0, 1) : "";
     std::string def = t.definition;
@@ -254,7 +266,8 @@ void sync_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
     if (exists && !ours)
       // Someone's trigger under ivm's name (ivm.capture() trusts the name):
       // it might capture other events, or only some changes.
-      throw Error(ERRCODE_DUPLICATE_OBJECT, std::string("trigger \"") + t.name + "\" for relation " + rel + " is not ivm's",
+      throw Error(ERRCODE_DUPLICATE_OBJECT,
+                  std::string("trigger \"") + t.name + "\" for relation " + rel + " is not ivm's",
                   "ivm captures the table's changes with a trigger of that name, defined as: CREATE TRIGGER " +
                       std::string(t.name) + " " + def + ".",
                   "Drop or rename that trigger.");
@@ -268,8 +281,9 @@ void sync_capture_triggers(pg::Spi& spi, std::uint32_t relid) {
 // family: the view and the internal views (subqueries) it owns, which share
 // its mode.
 std::vector<std::uint32_t> family(pg::Spi& spi, std::uint32_t view) {
-  spi.exec_once("WITH RECURSIVE f(viewid) AS (SELECT " + oid_text(view) +
-                "::oid UNION SELECT v.viewid::oid FROM ivm.views v JOIN f ON v.parent = f.viewid) SELECT viewid FROM f");
+  spi.exec_once(
+      "WITH RECURSIVE f(viewid) AS (SELECT " + oid_text(view) +
+      "::oid UNION SELECT v.viewid::oid FROM ivm.views v JOIN f ON v.parent = f.viewid) SELECT viewid FROM f");
   std::vector<std::uint32_t> out;
   for (uint64 i = 0; i < spi.rows(); ++i) out.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   return out;
@@ -457,11 +471,10 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation) {
   auto key = relation;
   auto cached = dependents_cache().find(key);
   if (cached != dependents_cache().end()) return cached->second;
-  spi.exec(
-      "WITH RECURSIVE r(viewid) AS (SELECT viewid FROM ivm.dependencies WHERE relid = " + oid_text(relation) +
-      " UNION SELECT d.viewid FROM ivm.dependencies d JOIN r ON d.relid = r.viewid) "
-      "SELECT v.viewid::oid, v.xmin::text, v.mode = 'immediate', v.level FROM ivm.views v JOIN r USING (viewid) "
-      "ORDER BY v.level, v.viewid");
+  spi.exec("WITH RECURSIVE r(viewid) AS (SELECT viewid FROM ivm.dependencies WHERE relid = " + oid_text(relation) +
+           " UNION SELECT d.viewid FROM ivm.dependencies d JOIN r ON d.relid = r.viewid) "
+           "SELECT v.viewid::oid, v.xmin::text, v.mode = 'immediate', v.level FROM ivm.views v JOIN r USING (viewid) "
+           "ORDER BY v.level, v.viewid");
   struct Row {
     std::uint32_t oid;
     std::string version;
@@ -527,9 +540,11 @@ const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation) {
   auto& cache = delta_cache();
   auto it = cache.find(relation);
   if (it == cache.end()) {
-    spi.exec("SELECT name, array_to_string(columns, ','), EXISTS (SELECT 1 FROM ivm.dependencies d "
-             "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND NOT d.is_view AND v.mode = 'wal') "
-             "FROM ivm.delta_tables t WHERE relid = " + oid_text(relation));
+    spi.exec(
+        "SELECT name, array_to_string(columns, ','), EXISTS (SELECT 1 FROM ivm.dependencies d "
+        "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND NOT d.is_view AND v.mode = 'wal') "
+        "FROM ivm.delta_tables t WHERE relid = " +
+        oid_text(relation));
     std::optional<DeltaTable> dt;
     if (spi.rows() > 0) {
       dt = DeltaTable{spi.text(0, 1), {}, spi.boolean(0, 3)};
@@ -560,7 +575,8 @@ std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view) {
 
 std::vector<std::uint32_t> base_tables(pg::Spi& spi, std::uint32_t view) {
   spi.exec_once("WITH RECURSIVE r(relid, is_view) AS (SELECT relid, is_view FROM ivm.dependencies WHERE viewid = " +
-                oid_text(view) + " UNION SELECT d.relid, d.is_view FROM ivm.dependencies d JOIN r ON d.viewid = r.relid) "
+                oid_text(view) +
+                " UNION SELECT d.relid, d.is_view FROM ivm.dependencies d JOIN r ON d.viewid = r.relid) "
                 "SELECT DISTINCT relid::oid FROM r WHERE NOT is_view ORDER BY 1");
   std::vector<std::uint32_t> tables;
   for (uint64 i = 0; i < spi.rows(); ++i) tables.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
@@ -570,7 +586,8 @@ std::vector<std::uint32_t> base_tables(pg::Spi& spi, std::uint32_t view) {
 void full_replica_identity(pg::Spi& spi, std::uint32_t relid) {
   AsCatalogOwner owner;
   spi.exec_once("SELECT relreplident::text FROM pg_catalog.pg_class WHERE oid = " + oid_text(relid));
-  if (spi.rows() > 0 && spi.text(0, 1) != "f") spi.exec_once("ALTER TABLE " + relation_name(relid) + " REPLICA IDENTITY FULL");
+  if (spi.rows() > 0 && spi.text(0, 1) != "f")
+    spi.exec_once("ALTER TABLE " + relation_name(relid) + " REPLICA IDENTITY FULL");
 }
 
 void lock_base_tables(pg::Spi& spi, std::uint32_t view) {
@@ -588,7 +605,9 @@ std::vector<std::uint32_t> delta_closure(pg::Spi& spi, std::vector<std::uint32_t
     for (std::uint32_t r : relations) list += (list.empty() ? "" : ",") + oid_text(r);
     spi.exec_once(
         "WITH RECURSIVE fed(viewid) AS (SELECT d.viewid FROM ivm.dependencies d JOIN ivm.views v USING (viewid) "
-        "WHERE v.mode <> 'immediate' AND d.relid = ANY ('{" + list + "}'::oid[]) "
+        "WHERE v.mode <> 'immediate' AND d.relid = ANY ('{" +
+        list +
+        "}'::oid[]) "
         "UNION SELECT d.viewid FROM ivm.dependencies d JOIN fed ON d.relid = fed.viewid) "
         "SELECT DISTINCT dt.relid::oid FROM fed JOIN ivm.views v USING (viewid) JOIN ivm.dependencies d USING (viewid) "
         "JOIN ivm.delta_tables dt ON dt.relid = d.relid WHERE v.mode <> 'immediate'");
@@ -640,18 +659,17 @@ void check_rights(const std::vector<std::uint32_t>& inputs, Oid caller) {
       bool ok = pg_call([&] { return pg_class_aclcheck(r, caller, mode) == ACLCHECK_OK; });
       if (ok) continue;
       bool select = mode == ACL_SELECT;
-      throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied for table " + rel,
-                  select ? "Creating an incremental view needs the SELECT privilege on every relation it reads."
-                         : "Creating an incremental view needs the TRIGGER privilege on every relation it reads: "
-                           "the view is maintained with every change to them.",
-                  "The table's owner can grant it: GRANT SELECT, TRIGGER ON " + rel + " TO " + pg::role_name(caller) +
-                      ";");
+      throw Error(
+          ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied for table " + rel,
+          select ? "Creating an incremental view needs the SELECT privilege on every relation it reads."
+                 : "Creating an incremental view needs the TRIGGER privilege on every relation it reads: "
+                   "the view is maintained with every change to them.",
+          "The table's owner can grant it: GRANT SELECT, TRIGGER ON " + rel + " TO " + pg::role_name(caller) + ";");
     }
     bool rls = pg_call([&] { return check_enable_rls(r, caller, true) == RLS_ENABLED; });
     if (rls)
       throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "row-level security is not supported in incremental views",
-                  "Policies of table " + rel + " apply to role " + pg::role_name(caller) +
-                      ", who would own the view.",
+                  "Policies of table " + rel + " apply to role " + pg::role_name(caller) + ", who would own the view.",
                   "Create the view as a role that bypasses them (the table's owner, unless the table forces "
                   "row-level security, or a role with BYPASSRLS): the view then holds every row, and GRANT on the "
                   "view decides who reads them.");
@@ -686,9 +704,8 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
                 "Create the view in another schema.");
   if (pg_call([&] { return OidIsValid(get_relname_relid(relname.c_str(), nsp)); }))
     throw Error(ERRCODE_DUPLICATE_TABLE, "relation \"" + name + "\" already exists");
-  std::string qualified = pg_call([&] {
-    return std::string(quote_qualified_identifier(get_namespace_name(nsp), relname.c_str()));
-  });
+  std::string qualified =
+      pg_call([&] { return std::string(quote_qualified_identifier(get_namespace_name(nsp), relname.c_str())); });
 
   std::vector<std::uint32_t> internals;
   analyze::MaterializeFn materialize = [&](const std::string& def) {
@@ -726,8 +743,8 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
     if (delta_table(spi, r)) pending.push_back(r);
   if (!pending.empty()) apply::apply_relations(spi, pending);
 
-  std::string create_table = "CREATE TABLE " + qualified + plan::storage_options(a.plan) + " AS " + a.definition +
-                             " WITH NO DATA";
+  std::string create_table =
+      "CREATE TABLE " + qualified + plan::storage_options(a.plan) + " AS " + a.definition + " WITH NO DATA";
   std::string owned_by = " OWNER TO " + pg::role_name(caller);
   if (internal) {
     // Only ivm creates objects in ivm_state; the view is the caller's all the same.
@@ -765,11 +782,11 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
   }
   {
     AsCatalogOwner owner;
-    spi.exec_once("INSERT INTO ivm.views (viewid, name, query, definition, querytree, mode, level, plan, internal) VALUES (" +
-                  oid_text(oid) + ", " + quote_literal(qualified) + ", " + quote_literal(analyze::strip_query(query)) +
-                  ", " + quote_literal(a.definition) + ", " + quote_literal(a.querytree) + ", " + quote_literal(mode) +
-                  ", " + std::to_string(level) + ", " + quote_literal(plan::serialize(p)) + ", " +
-                  (internal ? "true" : "false") + ")");
+    spi.exec_once(
+        "INSERT INTO ivm.views (viewid, name, query, definition, querytree, mode, level, plan, internal) VALUES (" +
+        oid_text(oid) + ", " + quote_literal(qualified) + ", " + quote_literal(analyze::strip_query(query)) + ", " +
+        quote_literal(a.definition) + ", " + quote_literal(a.querytree) + ", " + quote_literal(mode) + ", " +
+        std::to_string(level) + ", " + quote_literal(plan::serialize(p)) + ", " + (internal ? "true" : "false") + ")");
     for (std::uint32_t r : a.inputs)
       spi.exec_once("INSERT INTO ivm.dependencies (viewid, relid, is_view) VALUES (" + oid_text(oid) + ", " +
                     oid_text(r) + ", " + (is_view(spi, r) ? "true" : "false") + ")");
@@ -834,8 +851,10 @@ void repair_restored(pg::Spi& spi, std::uint32_t view) {
   reprove(spi, p);
   spi.exec_once("UPDATE ivm.views SET querytree = " + quote_literal(analyze::querytree_of(definition)) +
                 ", plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(view));
-  spi.exec_once("SELECT 1 FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-                "AND objid = " + oid_text(view) + " AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass");
+  spi.exec_once(
+      "SELECT 1 FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+      "AND objid = " +
+      oid_text(view) + " AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass");
   if (spi.rows() > 0) return;  // recorded already
   spi.exec_once("SELECT relid::oid FROM ivm.dependencies WHERE viewid = " + oid_text(view) + " ORDER BY 1");
   std::vector<std::uint32_t> inputs;
@@ -856,7 +875,8 @@ void recheck_unique_keys(pg::Spi& spi) {
     plan::ViewPlan p = load_plan(spi, v);
     if (!p.unique_key && !p.key_provable) continue;
     if (!reprove(spi, p)) continue;
-    spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(v));
+    spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) +
+                  " WHERE viewid = " + oid_text(v));
     // Views further down read this one's uniqueness through its plan.
     plan_cache().erase(v);
     changed = true;
@@ -891,7 +911,8 @@ void upgrade_storage(pg::Spi& spi, std::uint32_t view) {
   }
   if (p.extreme_counts) return;
   p.extreme_counts = true;
-  spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) + " WHERE viewid = " + oid_text(view));
+  spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) +
+                " WHERE viewid = " + oid_text(view));
   plan_cache().erase(view);
   invalidate();
 }
@@ -950,15 +971,15 @@ void follow_owner(pg::Spi& spi, std::uint32_t view) {
   std::vector<std::uint32_t> owned = children;
   for (const std::string& t : {p.state, p.keylock}) {
     if (t.empty()) continue;
-    Oid relid = pg_call([&] {
-      return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(t.c_str())), NoLock, true);
-    });
+    Oid relid = pg_call(
+        [&] { return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(t.c_str())), NoLock, true); });
     if (OidIsValid(relid)) owned.push_back(relid);
   }
   {
     AsCatalogOwner as_ivm;
     for (std::uint32_t r : owned)
-      if (pg::relation_owner(r) != owner) spi.exec_once("ALTER TABLE " + relation_name(r) + " OWNER TO " + pg::role_name(owner));
+      if (pg::relation_owner(r) != owner)
+        spi.exec_once("ALTER TABLE " + relation_name(r) + " OWNER TO " + pg::role_name(owner));
   }
   for (std::uint32_t c : children) follow_owner(spi, c);
 }
@@ -970,8 +991,10 @@ void refresh_names(pg::Spi& spi, const std::vector<std::uint32_t>& relations, bo
   if (all)
     spi.exec_once("SELECT viewid::oid FROM ivm.views ORDER BY 1");
   else
-    spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE viewid = ANY ('{" + list + "}'::oid[]) UNION "
-                  "SELECT viewid::oid FROM ivm.dependencies WHERE relid = ANY ('{" + list + "}'::oid[]) ORDER BY 1");
+    spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE viewid = ANY ('{" + list +
+                  "}'::oid[]) UNION "
+                  "SELECT viewid::oid FROM ivm.dependencies WHERE relid = ANY ('{" +
+                  list + "}'::oid[]) ORDER BY 1");
   std::vector<std::uint32_t> views;
   for (uint64 i = 0; i < spi.rows(); ++i) views.push_back(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
   pg::PinnedSearchPath pinned;  // names come out schema-qualified, as at create_view
@@ -983,9 +1006,8 @@ void refresh_names(pg::Spi& spi, const std::vector<std::uint32_t>& relations, bo
     rebase(p, v);  // the stored oids may be those of a database dumped elsewhere
     p.name = relation_name(p.oid);
     for (auto& l : p.leaves) l.relation = relation_name(l.relid);
-    std::string def = pg_call([&] {
-      return std::string(pg_get_querydef(static_cast<Query*>(stringToNode(tree.c_str())), false));
-    });
+    std::string def =
+        pg_call([&] { return std::string(pg_get_querydef(static_cast<Query*>(stringToNode(tree.c_str())), false)); });
     std::string text = plan::serialize(p);
     if (text == stored && def == old_definition) continue;
     spi.exec_once("UPDATE ivm.views SET name = " + quote_literal(p.name) + ", definition = " + quote_literal(def) +

@@ -99,18 +99,22 @@ struct Readers {
 Readers readers(pg::Spi& spi, const std::vector<std::uint32_t>& relids, int attnum = 0,
                 const std::vector<std::uint32_t>& spared = {}) {
   std::string direct =
-      attnum > 0 ? "SELECT d.objid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-                   "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = ANY (" +
-                       oid_array(relids) + ") AND d.refobjsubid = " + std::to_string(attnum)
-                 : "SELECT viewid FROM ivm.dependencies WHERE relid = ANY (" + oid_array(relids) + ")";
+      attnum > 0
+          ? "SELECT d.objid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+            "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = ANY (" +
+                oid_array(relids) + ") AND d.refobjsubid = " + std::to_string(attnum)
+          : "SELECT viewid FROM ivm.dependencies WHERE relid = ANY (" + oid_array(relids) + ")";
   // Walking up from the direct readers: through the views reading them, and
   // from an internal view to its owner (which reads it).
   spi.exec_once("WITH RECURSIVE down(viewid, direct) AS (SELECT viewid, true FROM ivm.views WHERE viewid IN (" +
-                direct + ") UNION SELECT d.viewid, false FROM ivm.dependencies d JOIN down ON d.relid = down.viewid), "
+                direct +
+                ") UNION SELECT d.viewid, false FROM ivm.dependencies d JOIN down ON d.relid = down.viewid), "
                 "top(viewid, direct) AS (SELECT viewid, direct FROM down UNION "
                 "SELECT v.parent, t.direct FROM ivm.views v JOIN top t USING (viewid) WHERE v.parent IS NOT NULL) "
                 "SELECT v.name, pg_catalog.bool_or(t.direct) FROM ivm.views v JOIN top t USING (viewid) "
-                "WHERE NOT v.internal AND NOT v.viewid = ANY (" + oid_array(spared) + ") "
+                "WHERE NOT v.internal AND NOT v.viewid = ANY (" +
+                oid_array(spared) +
+                ") "
                 "GROUP BY v.name, v.level ORDER BY v.level DESC, v.name");
   Readers out;
   for (uint64 i = 0; i < spi.rows(); ++i) {
@@ -155,13 +159,15 @@ Readers column_readers(pg::Spi& spi, std::uint32_t relid, const char* column) {
 
 // ivm_trigger: whether trigger `name` on relid is one of ivm's (capture or guard).
 bool ivm_trigger(pg::Spi& spi, std::uint32_t relid, const std::string& name) {
-  spi.exec_once("SELECT 1 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
-                "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE t.tgrelid = " + oid_text(relid) +
-                " AND t.tgname = " + pg::quote_literal(name) + " AND n.nspname = 'ivm' AND p.proname IN ('capture', 'capture_row', 'guard')"
-                // A trigger of someone else's calling ivm.capture() is not
-                // ivm's (ivm.capture() refuses to run for it): it may go.
-                " AND t.tgname IN ('ivm_guard', 'ivm_capture_ins', 'ivm_capture_upd', 'ivm_capture_del', "
-                "'ivm_capture_trunc', 'ivm_capture_btrunc', 'ivm_capture_row')");
+  spi.exec_once(
+      "SELECT 1 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE t.tgrelid = " +
+      oid_text(relid) + " AND t.tgname = " + pg::quote_literal(name) +
+      " AND n.nspname = 'ivm' AND p.proname IN ('capture', 'capture_row', 'guard')"
+      // A trigger of someone else's calling ivm.capture() is not
+      // ivm's (ivm.capture() refuses to run for it): it may go.
+      " AND t.tgname IN ('ivm_guard', 'ivm_capture_ins', 'ivm_capture_upd', 'ivm_capture_del', "
+      "'ivm_capture_trunc', 'ivm_capture_btrunc', 'ivm_capture_row')");
   return spi.rows() > 0;
 }
 
@@ -170,8 +176,9 @@ bool ivm_trigger(pg::Spi& spi, std::uint32_t relid, const std::string& name) {
 [[noreturn]] void refuse_trigger_change(pg::Spi& spi, const std::string& what, const std::string& trigger,
                                         std::uint32_t relid, Role role) {
   std::string table = relation_label(relid);
-  std::string detail = role.view ? "It keeps users from changing incremental view " + table + "."
-                                 : "Incremental views reading " + table + ": " + joined(readers(spi, {relid}).names) + ".";
+  std::string detail = role.view
+                           ? "It keeps users from changing incremental view " + table + "."
+                           : "Incremental views reading " + table + ": " + joined(readers(spi, {relid}).names) + ".";
   throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
               "cannot " + what + " trigger " + trigger + " on " + table + " because incremental views need it", detail,
               "ivm drops its triggers itself once no view needs them: drop the views with ivm.drop_view().");
@@ -185,8 +192,9 @@ void check_inheritance(pg::Spi& spi, std::uint32_t child, std::uint32_t parent) 
     if (!role.view && !role.read) continue;
     Readers views = role.read ? readers(spi, {r}) : Readers{};
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                "cannot make " + relation_label(r) + " " + (r == child ? "an inheritance child or partition" : "an inheritance parent") +
-                    " because " + (role.view ? "it is an incremental view" : "incremental view " + views.direct + " reads it"),
+                "cannot make " + relation_label(r) + " " +
+                    (r == child ? "an inheritance child or partition" : "an inheritance parent") + " because " +
+                    (role.view ? "it is an incremental view" : "incremental view " + views.direct + " reads it"),
                 "Statement triggers on an inheritance tree do not tell its tables' changes apart.",
                 role.view ? "" : "Drop the views reading it first (" + drop_them(views) + ").");
   }
@@ -217,7 +225,8 @@ void on_drop(pg::Spi& spi, DropStmt* stmt) {
                                 NoLock, true);
       });
       Role role = role_of(spi, relid);
-      if ((role.read || role.view) && ivm_trigger(spi, relid, trigger)) refuse_trigger_change(spi, "drop", trigger, relid, role);
+      if ((role.read || role.view) && ivm_trigger(spi, relid, trigger))
+        refuse_trigger_change(spi, "drop", trigger, relid, role);
     }
     return;
   }
@@ -232,15 +241,16 @@ void on_drop(pg::Spi& spi, DropStmt* stmt) {
     if (OidIsValid(relid)) dropped.push_back(relid);
   }
   if (dropped.empty()) return;
-  spi.exec_once("SELECT DISTINCT relid::oid FROM ivm.dependencies WHERE relid = ANY (" + oid_array(dropped) + ") ORDER BY 1");
+  spi.exec_once("SELECT DISTINCT relid::oid FROM ivm.dependencies WHERE relid = ANY (" + oid_array(dropped) +
+                ") ORDER BY 1");
   for (std::uint32_t relid : oids(spi)) {
     Readers views = readers(spi, {relid}, 0, dropped);
     if (views.empty()) continue;
-    throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-                "cannot drop table " + relation_label(relid) + " because incremental view " + views.direct +
-                    " reads it",
-                "Incremental views reading it, directly or through other views: " + joined(views.names) + ".",
-                "Drop the views first (" + drop_them(views) + "), or use DROP TABLE ... CASCADE to drop them too.");
+    throw Error(
+        ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+        "cannot drop table " + relation_label(relid) + " because incremental view " + views.direct + " reads it",
+        "Incremental views reading it, directly or through other views: " + joined(views.names) + ".",
+        "Drop the views first (" + drop_them(views) + "), or use DROP TABLE ... CASCADE to drop them too.");
   }
 }
 
@@ -283,12 +293,11 @@ void on_alter_table(pg::Spi& spi, AlterTableStmt* stmt) {
         if (role.view || role.read)
           throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
                       "cannot make " + relation_label(relid) + " unlogged because " +
-                          (role.view ? "it is an incremental view" : "incremental view " + readers(spi, {relid}).direct + " reads it"),
+                          (role.view ? "it is an incremental view"
+                                     : "incremental view " + readers(spi, {relid}).direct + " reads it"),
                       "After a crash PostgreSQL empties an unlogged table without telling ivm.");
         break;
-      case AT_AddInherit:
-        check_inheritance(spi, relid, resolve(reinterpret_cast<RangeVar*>(cmd->def)));
-        break;
+      case AT_AddInherit: check_inheritance(spi, relid, resolve(reinterpret_cast<RangeVar*>(cmd->def))); break;
       case AT_AttachPartition:
         check_inheritance(spi, resolve(reinterpret_cast<PartitionCmd*>(cmd->def)->name), relid);
         break;
@@ -309,8 +318,7 @@ void on_alter_table(pg::Spi& spi, AlterTableStmt* stmt) {
           });
         }
         break;
-      default:
-        break;
+      default: break;
     }
   }
 }
@@ -338,7 +346,8 @@ void on_create_table(pg::Spi& spi, CreateStmt* stmt) {
 
 EventTriggerData* event_data(FunctionCallInfo fcinfo, const char* function) {
   if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, std::string(function) + " must be called as an event trigger");
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                std::string(function) + " must be called as an event trigger");
   return reinterpret_cast<EventTriggerData*>(fcinfo->context);
 }
 
@@ -348,7 +357,8 @@ IVM_FUNCTION(ivm_on_ddl_start) {
   Node* tree = event_data(fcinfo, "ivm.on_ddl_start()")->parsetree;
   if (catalog::OwnDdl::active()) return PointerGetDatum(nullptr);
   // Most DDL is none of ivm's business: decide that before connecting to SPI.
-  if (IsA(tree, CreateStmt) && reinterpret_cast<CreateStmt*>(tree)->inhRelations == NIL) return PointerGetDatum(nullptr);
+  if (IsA(tree, CreateStmt) && reinterpret_cast<CreateStmt*>(tree)->inhRelations == NIL)
+    return PointerGetDatum(nullptr);
   if (!IsA(tree, CreateStmt) && !IsA(tree, DropStmt) && !IsA(tree, AlterTableStmt) && !IsA(tree, RenameStmt))
     return PointerGetDatum(nullptr);
   pg::Spi spi;
@@ -384,9 +394,9 @@ IVM_FUNCTION(ivm_on_ddl_end) {
     }
     if (IsA(tree, IndexStmt)) return PointerGetDatum(nullptr);
   }
-  bool relation_moved = (IsA(tree, RenameStmt) && reinterpret_cast<RenameStmt*>(tree)->renameType == OBJECT_TABLE) ||
-                        (IsA(tree, AlterObjectSchemaStmt) &&
-                         reinterpret_cast<AlterObjectSchemaStmt*>(tree)->objectType == OBJECT_TABLE);
+  bool relation_moved =
+      (IsA(tree, RenameStmt) && reinterpret_cast<RenameStmt*>(tree)->renameType == OBJECT_TABLE) ||
+      (IsA(tree, AlterObjectSchemaStmt) && reinterpret_cast<AlterObjectSchemaStmt*>(tree)->objectType == OBJECT_TABLE);
   bool schema_renamed = IsA(tree, RenameStmt) && reinterpret_cast<RenameStmt*>(tree)->renameType == OBJECT_SCHEMA;
   if (!relation_moved && !schema_renamed) return PointerGetDatum(nullptr);
   pg::Spi spi;
@@ -394,8 +404,9 @@ IVM_FUNCTION(ivm_on_ddl_end) {
     catalog::refresh_names(spi, {}, true);
     return PointerGetDatum(nullptr);
   }
-  spi.exec_once("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
-                "WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass");
+  spi.exec_once(
+      "SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+      "WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass");
   catalog::refresh_names(spi, oids(spi));
   return PointerGetDatum(nullptr);
 }
@@ -403,23 +414,28 @@ IVM_FUNCTION(ivm_on_ddl_end) {
 IVM_FUNCTION(ivm_on_sql_drop) {
   event_data(fcinfo, "ivm.on_sql_drop()");
   pg::Spi spi;
-  spi.exec_once("SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects() "
-                "WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objsubid = 0");
+  spi.exec_once(
+      "SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects() "
+      "WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objsubid = 0");
   std::vector<std::uint32_t> dropped = oids(spi);
   if (dropped.empty()) return PointerGetDatum(nullptr);
   // A safety net: view tables depend on what they read (pg_depend), so
   // PostgreSQL has refused, or dropped the readers too.  Views reading a
   // dropped relation that are not dropped themselves would lose their input.
-  spi.exec_once("SELECT v.name FROM ivm.dependencies d JOIN ivm.views v USING (viewid) "
-                "WHERE d.relid = ANY (" + oid_array(dropped) + ") AND NOT v.viewid = ANY (" + oid_array(dropped) + ") "
-                "AND v.parent IS DISTINCT FROM d.relid ORDER BY 1 LIMIT 1");
+  spi.exec_once(
+      "SELECT v.name FROM ivm.dependencies d JOIN ivm.views v USING (viewid) "
+      "WHERE d.relid = ANY (" +
+      oid_array(dropped) + ") AND NOT v.viewid = ANY (" + oid_array(dropped) +
+      ") "
+      "AND v.parent IS DISTINCT FROM d.relid ORDER BY 1 LIMIT 1");
   if (spi.rows() > 0) {
     std::string view = spi.text(0, 1);
     throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST, "cannot drop a table that incremental view " + view + " reads",
                 "Incremental view " + view + " is maintained from it.",
                 "Drop the view first: SELECT ivm.drop_view('" + view + "');");
   }
-  spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE viewid = ANY (" + oid_array(dropped) + ") ORDER BY level DESC");
+  spi.exec_once("SELECT viewid::oid FROM ivm.views WHERE viewid = ANY (" + oid_array(dropped) +
+                ") ORDER BY level DESC");
   for (std::uint32_t v : oids(spi))
     if (catalog::is_view(spi, v)) catalog::drop_view(spi, v);
   // A dropped unique index (or primary key) may have been what a view's

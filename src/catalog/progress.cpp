@@ -39,10 +39,9 @@ Progress progress = {false, 0, 0, false, ""};
 namespace ivm::catalog {
 
 void progress_init() {
-  DefineCustomIntVariable("ivm.progress_rows",
-                          "Input rows read between two progress notices while ivm.create_view fills a view.",
-                          "0 turns progress notices off.", &progress_rows, 1000000, 0, INT_MAX, PGC_USERSET, 0,
-                          nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "ivm.progress_rows", "Input rows read between two progress notices while ivm.create_view fills a view.",
+      "0 turns progress notices off.", &progress_rows, 1000000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 }
 
 int progress_interval() { return progress_rows; }

@@ -44,8 +44,8 @@ void raise(std::exception_ptr e) {
   }
   e = nullptr;
   if (pg_error) ReThrowError(pg_error);
-  ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", message),
-                  detail ? errdetail_internal("%s", detail) : 0, hint ? errhint("%s", hint) : 0));
+  ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", message), detail ? errdetail_internal("%s", detail) : 0,
+                  hint ? errhint("%s", hint) : 0));
   pg_unreachable();
 }
 

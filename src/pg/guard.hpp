@@ -95,12 +95,12 @@ void cpp_callback(F&& f) {
 }  // namespace ivm::pg
 
 // IVM_FUNCTION: declares an SQL-callable function whose body is C++.
-#define IVM_FUNCTION(name)                                              \
-  static Datum name##_cpp(PG_FUNCTION_ARGS);                            \
-  extern "C" {                                                          \
-  PG_FUNCTION_INFO_V1(name);                                            \
-  Datum name(PG_FUNCTION_ARGS) {                                        \
-    return ivm::pg::cpp_entry([&] { return name##_cpp(fcinfo); });      \
-  }                                                                     \
-  }                                                                     \
+#define IVM_FUNCTION(name)                                         \
+  static Datum name##_cpp(PG_FUNCTION_ARGS);                       \
+  extern "C" {                                                     \
+  PG_FUNCTION_INFO_V1(name);                                       \
+  Datum name(PG_FUNCTION_ARGS) {                                   \
+    return ivm::pg::cpp_entry([&] { return name##_cpp(fcinfo); }); \
+  }                                                                \
+  }                                                                \
   static Datum name##_cpp(PG_FUNCTION_ARGS)

@@ -18,7 +18,8 @@ std::unordered_map<std::string, SPIPlanPtr>& plan_cache() {
 constexpr std::size_t kMaxCachedPlans = 2000;
 
 void check(int rc, const char* what) {
-  if (rc < 0) throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed in ") + what + ": " + SPI_result_code_string(rc));
+  if (rc < 0)
+    throw Error(ERRCODE_INTERNAL_ERROR, std::string("SPI failed in ") + what + ": " + SPI_result_code_string(rc));
 }
 
 }  // namespace
@@ -35,7 +36,8 @@ Spi::~Spi() {
   // cleans up; calling into SPI then could raise a second error.
   // Ending the stores releases temporary files of results that spilled to
   // disk (at commit, a file still open would be reported as leaked).
-  if (std::uncaught_exceptions() == 0) pg_call([&] {
+  if (std::uncaught_exceptions() == 0)
+    pg_call([&] {
       for (Tuplestorestate* s : stores_) tuplestore_end(s);
       SPI_finish();
     });

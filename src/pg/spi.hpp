@@ -52,7 +52,7 @@ class Spi {
   friend class SnapshotPause;
   MemoryContext cxt_;
   std::vector<Tuplestorestate*> stores_;  // captured results, ended with the connection
-  Snapshot snapshot_ = nullptr;  // when set, every statement runs in it
+  Snapshot snapshot_ = nullptr;           // when set, every statement runs in it
   bool fresh_plans_ = false;
 };
 

@@ -46,25 +46,25 @@ enum class AggKind { CountStar, Count, Sum, Avg, Min, Max, BoolAnd, BoolOr, Reco
 
 struct Aggregate {
   AggKind kind = AggKind::CountStar;
-  std::string arg;         // argument expression over the leaves ("" for count(*))
-  std::string filter;      // FILTER (WHERE ...) expression, or ""
-  std::string state_type;  // type of the accumulator column a<i>
-  std::string call;        // for Recompute/Min/Max: function name, e.g. pg_catalog.count
-  bool distinct = false;   // aggregate over DISTINCT values (Recompute only)
+  std::string arg;            // argument expression over the leaves ("" for count(*))
+  std::string filter;         // FILTER (WHERE ...) expression, or ""
+  std::string state_type;     // type of the accumulator column a<i>
+  std::string call;           // for Recompute/Min/Max: function name, e.g. pg_catalog.count
+  bool distinct = false;      // aggregate over DISTINCT values (Recompute only)
   bool interval_avg = false;  // AVG(interval) divides by a float8 count
 };
 
 struct ViewPlan {
-  std::string name;            // view table, schema-qualified and quoted
-  std::uint32_t oid = 0;       // view table oid
-  std::string state;           // aggregate state table ("" for SPJ views)
-  std::string keylock;         // key lock table ("" when the view has one leaf)
-  std::string key_type;        // type of keylock.k
-  bool outer = false;          // has outer joins: maintained by affected-key recompute
+  std::string name;       // view table, schema-qualified and quoted
+  std::uint32_t oid = 0;  // view table oid
+  std::string state;      // aggregate state table ("" for SPJ views)
+  std::string keylock;    // key lock table ("" when the view has one leaf)
+  std::string key_type;   // type of keylock.k
+  bool outer = false;     // has outer joins: maintained by affected-key recompute
   std::vector<Leaf> leaves;
   std::vector<JoinNode> joins;
   int root = -1;
-  std::string where;           // "" = no WHERE
+  std::string where;  // "" = no WHERE
 
   std::vector<std::string> columns;  // output column names, quoted, in order
   std::vector<std::string> types;    // output column types

@@ -59,7 +59,8 @@ class Reader {
   // count: a number of items, which cannot exceed what is left to read.
   std::size_t count() {
     long long n = num();
-    if (n < 0 || static_cast<std::size_t>(n) > in_.size() - pos_) throw std::runtime_error("corrupt view plan: bad count");
+    if (n < 0 || static_cast<std::size_t>(n) > in_.size() - pos_)
+      throw std::runtime_error("corrupt view plan: bad count");
     return static_cast<std::size_t>(n);
   }
   bool flag() {
@@ -85,8 +86,7 @@ constexpr long long kFormat = 5;
 
 bool ViewPlan::needs_recompute() const {
   for (const auto& a : aggs)
-    if (a.kind == AggKind::Min || a.kind == AggKind::Max || a.kind == AggKind::Recompute)
-      return true;
+    if (a.kind == AggKind::Min || a.kind == AggKind::Max || a.kind == AggKind::Recompute) return true;
   return false;
 }
 
@@ -198,8 +198,8 @@ ViewPlan deserialize(const std::string& text) {
   p.finals = r.strs();
   p.having = r.str();
   if (format >= 2) p.view_key = static_cast<int>(r.num());  // format 1 had no view_key
-  p.extreme_counts = format >= 3 ? r.flag() : false;         // nor MIN/MAX counts before 3
-  p.unique_key = format >= 4 ? r.flag() : false;             // nor unique view keys before 4
+  p.extreme_counts = format >= 3 ? r.flag() : false;        // nor MIN/MAX counts before 3
+  p.unique_key = format >= 4 ? r.flag() : false;            // nor unique view keys before 4
   // Before 5, only a key proven at creation says it is provable.
   p.key_provable = format >= 5 ? r.flag() : p.unique_key;
   if (!r.done()) throw std::runtime_error("corrupt view plan: trailing data");

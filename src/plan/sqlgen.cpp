@@ -41,8 +41,7 @@ std::string match(const std::vector<std::string>& l, const std::vector<std::stri
   if (l.empty()) return "true";
   std::vector<std::string> parts;
   for (std::size_t i = 0; i < l.size(); ++i)
-    parts.push_back("(" + l[i] + " = " + r[i] + " OR (" + l[i] + " IS NULL AND " + r[i] +
-                    " IS NULL))");
+    parts.push_back("(" + l[i] + " = " + r[i] + " OR (" + l[i] + " IS NULL AND " + r[i] + " IS NULL))");
   return join(parts, " AND ");
 }
 
@@ -83,10 +82,9 @@ using SourceFn = std::function<std::string(int leaf)>;
 
 std::string from_tree(const ViewPlan& p, int node, const SourceFn& source) {
   const JoinNode& j = p.joins[static_cast<std::size_t>(node)];
-  if (j.kind == JoinKind::Leaf)
-    return source(j.leaf) + " " + p.leaves[static_cast<std::size_t>(j.leaf)].alias;
-  const char* kw = j.kind == JoinKind::Inner  ? " JOIN "
-                   : j.kind == JoinKind::Left ? " LEFT JOIN "
+  if (j.kind == JoinKind::Leaf) return source(j.leaf) + " " + p.leaves[static_cast<std::size_t>(j.leaf)].alias;
+  const char* kw = j.kind == JoinKind::Inner   ? " JOIN "
+                   : j.kind == JoinKind::Left  ? " LEFT JOIN "
                    : j.kind == JoinKind::Right ? " RIGHT JOIN "
                                                : " FULL JOIN ";
   return "(" + from_tree(p, j.left, source) + kw + from_tree(p, j.right, source) + " ON " +
@@ -102,8 +100,7 @@ std::string where_and(const ViewPlan& p, const std::string& extra = "") {
 
 std::string select_list(const std::vector<std::string>& exprs) {
   std::vector<std::string> items;
-  for (std::size_t i = 0; i < exprs.size(); ++i)
-    items.push_back(exprs[i] + " AS c" + std::to_string(i));
+  for (std::size_t i = 0; i < exprs.size(); ++i) items.push_back(exprs[i] + " AS c" + std::to_string(i));
   return lead(items);
 }
 
@@ -128,14 +125,12 @@ std::string restricted_old(const ViewPlan& p, int i, const DeltaSource& d) {
   std::string cols = cols_of(l);
   return "((SELECT " + join(prefixed(l.alias + ".", l.columns), ", ") + " FROM ivm_keys JOIN " + l.relation + " " +
          l.alias + " ON " + l.key + " = ivm_keys.k EXCEPT ALL SELECT " + cols + " FROM " + delta +
-         ", generate_series(1, " + l.alias + ".__m) WHERE " + l.alias +
-         ".__m > 0) UNION ALL SELECT " + cols + " FROM " + delta + ", generate_series(1, -" +
-         l.alias + ".__m) WHERE " + l.alias + ".__m < 0 AND " + l.key +
+         ", generate_series(1, " + l.alias + ".__m) WHERE " + l.alias + ".__m > 0) UNION ALL SELECT " + cols +
+         " FROM " + delta + ", generate_series(1, -" + l.alias + ".__m) WHERE " + l.alias + ".__m < 0 AND " + l.key +
          " IN (SELECT k FROM ivm_keys))";
 }
 
-std::string body_delta_linear(const ViewPlan& p, const Changes& c,
-                              const std::vector<std::string>& exprs) {
+std::string body_delta_linear(const ViewPlan& p, const Changes& c, const std::vector<std::string>& exprs) {
   std::vector<std::string> terms;
   for (const auto& change : c) {
     const int i = change.first;
@@ -152,16 +147,14 @@ std::string body_delta_linear(const ViewPlan& p, const Changes& c,
         // Leaves after the changed one are seen in their old state.
         mults.push_back(l.alias + ".__m");
         std::string cols = cols_of(l);
-        return "(SELECT " + lead(l.columns) + "1::int8 AS __m FROM " + l.relation +
-               " UNION ALL SELECT " + lead(l.columns) + "-__m FROM (" +
-               sql_leaf_delta(p, j, cj->second) + ") ivm_old)";
+        return "(SELECT " + lead(l.columns) + "1::int8 AS __m FROM " + l.relation + " UNION ALL SELECT " +
+               lead(l.columns) + "-__m FROM (" + sql_leaf_delta(p, j, cj->second) + ") ivm_old)";
       }
       return l.relation;
     };
     std::string from = from_tree(p, p.root, source);
     std::string m = mults.size() == 1 ? mults[0] : "(" + join(mults, " * ") + ")";
-    terms.push_back("SELECT " + select_list(exprs) + m + "::int8 AS __m FROM " + from +
-                    where_and(p));
+    terms.push_back("SELECT " + select_list(exprs) + m + "::int8 AS __m FROM " + from + where_and(p));
   }
   return join(terms, " UNION ALL ");
 }
@@ -182,10 +175,22 @@ std::set<int> anchored_leaves(const ViewPlan& p) {
     const JoinNode& j = p.joins[static_cast<std::size_t>(n)];
     switch (j.kind) {
       case JoinKind::Leaf: out.insert(j.leaf); return;
-      case JoinKind::Left: walk(j.left, all); if (all) walk(j.right, all); return;
-      case JoinKind::Right: walk(j.right, all); if (all) walk(j.left, all); return;
-      case JoinKind::Full: walk(j.left, true); walk(j.right, true); return;
-      case JoinKind::Inner: walk(j.left, all); walk(j.right, all); return;
+      case JoinKind::Left:
+        walk(j.left, all);
+        if (all) walk(j.right, all);
+        return;
+      case JoinKind::Right:
+        walk(j.right, all);
+        if (all) walk(j.left, all);
+        return;
+      case JoinKind::Full:
+        walk(j.left, true);
+        walk(j.right, true);
+        return;
+      case JoinKind::Inner:
+        walk(j.left, all);
+        walk(j.right, all);
+        return;
     }
   };
   walk(p.root, false);
@@ -247,9 +252,7 @@ OuterDelta outer_delta(const ViewPlan& p, const Changes& c, const std::vector<st
   out.keys = "WITH ivm_keys AS (SELECT DISTINCT k FROM (" + join(keys, " UNION ALL ") +
              ") ivm_k WHERE k IS NOT NULL ORDER BY k) ";
   std::set<int> anchored = anchored_leaves(p);
-  SourceFn now = [&](int j) {
-    return anchored.count(j) ? restricted(leaf_of(p, j)) : leaf_of(p, j).relation;
-  };
+  SourceFn now = [&](int j) { return anchored.count(j) ? restricted(leaf_of(p, j)) : leaf_of(p, j).relation; };
   out.now = "SELECT " + select_list(exprs) + "1::int8 AS __m FROM " + from_tree(p, p.root, now) + where_and(p);
   std::set<int> survivors = null_key_survivors(p);
   for (const auto& change : c) {
@@ -260,8 +263,7 @@ OuterDelta outer_delta(const ViewPlan& p, const Changes& c, const std::vector<st
     SourceFn alone = [&](int j) -> std::string {
       const Leaf& l = leaf_of(p, j);
       if (j == i)
-        return "(SELECT * FROM (" + sql_leaf_delta(p, j, d) + ") " + l.alias + " WHERE " + l.key +
-               " IS NULL)";
+        return "(SELECT * FROM (" + sql_leaf_delta(p, j, d) + ") " + l.alias + " WHERE " + l.key + " IS NULL)";
       return "(SELECT " + cols_of(l) + " FROM " + l.relation + " WHERE false)";
     };
     out.alone.push_back("SELECT " + select_list(exprs) + li.alias + ".__m FROM " + from_tree(p, p.root, alone) +
@@ -310,8 +312,7 @@ AggLayout agg_layout(const ViewPlan& p) {
   return a;
 }
 
-std::string filter_clause(const std::string& prefix, const std::string& f,
-                          const std::string& extra = "") {
+std::string filter_clause(const std::string& prefix, const std::string& f, const std::string& extra = "") {
   std::vector<std::string> conds;
   if (!f.empty()) conds.push_back(prefix + f);
   if (!extra.empty()) conds.push_back(extra);
@@ -336,17 +337,13 @@ std::string recompute_call(const Aggregate& ag, const AggLayout& lay, std::size_
 std::string finalize(const Aggregate& ag, std::size_t i) {
   std::string a = "s.a" + std::to_string(i), n = "s.n" + std::to_string(i);
   switch (ag.kind) {
-    case AggKind::Sum:
-      return "CASE WHEN " + n + " > 0 THEN " + a + " END";
+    case AggKind::Sum: return "CASE WHEN " + n + " > 0 THEN " + a + " END";
     case AggKind::Avg:
       if (ag.interval_avg) return "CASE WHEN " + n + " > 0 THEN " + a + " / " + n + "::float8 END";
       return "CASE WHEN " + n + " > 0 THEN " + a + "::numeric / " + n + "::numeric END";
-    case AggKind::BoolAnd:
-      return "CASE WHEN " + n + " > 0 THEN " + a + " = " + n + " END";
-    case AggKind::BoolOr:
-      return "CASE WHEN " + n + " > 0 THEN " + a + " > 0 END";
-    default:
-      return a;
+    case AggKind::BoolAnd: return "CASE WHEN " + n + " > 0 THEN " + a + " = " + n + " END";
+    case AggKind::BoolOr: return "CASE WHEN " + n + " > 0 THEN " + a + " > 0 END";
+    default: return a;
   }
 }
 
@@ -354,8 +351,7 @@ std::string finalize(const Aggregate& ag, std::size_t i) {
 // finalized_from: the same over state rows read from `source` (aliased s).
 std::string finalized_from(const ViewPlan& p, const std::string& source) {
   std::vector<std::string> items = prefixed("s.", state_groups(p));
-  for (std::size_t i = 0; i < p.aggs.size(); ++i)
-    items.push_back(finalize(p.aggs[i], i) + " AS a" + std::to_string(i));
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) items.push_back(finalize(p.aggs[i], i) + " AS a" + std::to_string(i));
   items.push_back("s.__cnt");
   return "SELECT " + join(items, ", ") + " FROM " + source;
 }
@@ -389,7 +385,6 @@ std::string output_filter(const ViewPlan& p) {
   return conds.empty() ? std::string() : " WHERE " + join(conds, " AND ");
 }
 
-
 }  // namespace
 
 std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d) {
@@ -403,19 +398,15 @@ std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d) {
   // it is read as it is, without sorting its wide rows.  An aggregate must not
   // see the rows that cancel: it would touch (and lock) their groups.
   if (!d.bag.empty() && !p.aggregate && l.is_view) return "SELECT " + cols + "__m FROM " + d.bag;
-  if (!d.bag.empty())
-    return "SELECT " + cols + "sum(__m)::int8 AS __m FROM " + d.bag + gb +
-           " HAVING sum(__m) <> 0";
+  if (!d.bag.empty()) return "SELECT " + cols + "sum(__m)::int8 AS __m FROM " + d.bag + gb + " HAVING sum(__m) <> 0";
   if (!d.inserted.empty() && !d.deleted.empty())
-    return "SELECT " + cols + "sum(__m)::int8 AS __m FROM (SELECT " + cols + "1 AS __m FROM " +
-           d.inserted + " UNION ALL SELECT " + cols + "-1 FROM " + d.deleted + ") ivm_u" + gb +
-           " HAVING sum(__m) <> 0";
+    return "SELECT " + cols + "sum(__m)::int8 AS __m FROM (SELECT " + cols + "1 AS __m FROM " + d.inserted +
+           " UNION ALL SELECT " + cols + "-1 FROM " + d.deleted + ") ivm_u" + gb + " HAVING sum(__m) <> 0";
   if (!d.inserted.empty()) return "SELECT " + cols + "1::int8 AS __m FROM " + d.inserted;
   return "SELECT " + cols + "-1::int8 AS __m FROM " + d.deleted;
 }
 
-std::string sql_body_delta(const ViewPlan& p, const Changes& c,
-                           const std::vector<std::string>& exprs) {
+std::string sql_body_delta(const ViewPlan& p, const Changes& c, const std::vector<std::string>& exprs) {
   return p.outer ? body_delta_outer(p, c, exprs) : body_delta_linear(p, c, exprs);
 }
 
@@ -444,10 +435,8 @@ std::vector<std::string> sql_create_storage(const ViewPlan& p) {
   std::vector<std::string> out;
   if (p.aggregate) {
     std::vector<std::string> defs;
-    if (p.global())
-      defs.push_back("__k boolean NOT NULL DEFAULT true");
-    for (std::size_t i = 0; i < p.groups.size(); ++i)
-      defs.push_back("g" + std::to_string(i) + " " + p.group_types[i]);
+    if (p.global()) defs.push_back("__k boolean NOT NULL DEFAULT true");
+    for (std::size_t i = 0; i < p.groups.size(); ++i) defs.push_back("g" + std::to_string(i) + " " + p.group_types[i]);
     defs.push_back("__cnt int8 NOT NULL");
     for (std::size_t i = 0; i < p.aggs.size(); ++i) {
       const Aggregate& ag = p.aggs[i];
@@ -462,27 +451,24 @@ std::vector<std::string> sql_create_storage(const ViewPlan& p) {
       }
     }
     defs.push_back("__dirty boolean NOT NULL DEFAULT false");
-    out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") + ") WITH (fillfactor = " +
-                  std::to_string(kFillfactor) + ")");
+    out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") +
+                  ") WITH (fillfactor = " + std::to_string(kFillfactor) + ")");
   }
-  if (!p.keylock.empty())
-    out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type + " PRIMARY KEY)");
+  if (!p.keylock.empty()) out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type + " PRIMARY KEY)");
   return out;
 }
 
 std::vector<std::string> sql_create_indexes(const ViewPlan& p) {
   std::vector<std::string> out;
   if (p.aggregate) {
-    out.push_back("CREATE UNIQUE INDEX ON " + p.state + " (" + join(state_groups(p), ", ") +
-                  ") NULLS NOT DISTINCT");
+    out.push_back("CREATE UNIQUE INDEX ON " + p.state + " (" + join(state_groups(p), ", ") + ") NULLS NOT DISTINCT");
     if (!p.group_columns.empty()) {
       std::vector<std::string> cols;
       for (int c : p.group_columns) cols.push_back(p.columns[static_cast<std::size_t>(c)]);
       out.push_back("CREATE INDEX ON " + p.name + " (" + join(cols, ", ") + ")");
     }
   } else if (p.locator >= 0) {
-    out.push_back("CREATE INDEX ON " + p.name + " (" +
-                  p.columns[static_cast<std::size_t>(p.locator)] + ")");
+    out.push_back("CREATE INDEX ON " + p.name + " (" + p.columns[static_cast<std::size_t>(p.locator)] + ")");
   }
   return out;
 }
@@ -491,8 +477,7 @@ std::vector<std::string> sql_populate(const ViewPlan& p) {
   if (!p.aggregate) {
     std::string list = join(p.outputs, ", ");
     SourceFn current = [&](int j) { return leaf_of(p, j).relation; };
-    return {"INSERT INTO " + p.name + " SELECT " + list + " FROM " + from_tree(p, p.root, current) +
-            where_and(p)};
+    return {"INSERT INTO " + p.name + " SELECT " + list + " FROM " + from_tree(p, p.root, current) + where_and(p)};
   }
   AggLayout lay = agg_layout(p);
   std::vector<std::string> cols = state_groups(p), vals;
@@ -507,23 +492,15 @@ std::vector<std::string> sql_populate(const ViewPlan& p) {
     std::string n = std::to_string(i), arg = "b." + lay.arg[i];
     cols.push_back("a" + n);
     switch (ag.kind) {
-      case AggKind::CountStar:
-        vals.push_back("count(*)" + filter_clause("b.", lay.filter[i]));
-        break;
-      case AggKind::Count:
-        vals.push_back("count(" + arg + ")" + filter_clause("b.", lay.filter[i]));
-        break;
+      case AggKind::CountStar: vals.push_back("count(*)" + filter_clause("b.", lay.filter[i])); break;
+      case AggKind::Count: vals.push_back("count(" + arg + ")" + filter_clause("b.", lay.filter[i])); break;
       case AggKind::Sum:
       case AggKind::Avg:
-        vals.push_back("sum((" + arg + ")::" + ag.state_type + ")" +
-                       filter_clause("b.", lay.filter[i]));
+        vals.push_back("sum((" + arg + ")::" + ag.state_type + ")" + filter_clause("b.", lay.filter[i]));
         break;
       case AggKind::BoolAnd:
-      case AggKind::BoolOr:
-        vals.push_back("count(*)" + filter_clause("b.", lay.filter[i], arg));
-        break;
-      default:
-        vals.push_back(recompute_call(ag, lay, i));
+      case AggKind::BoolOr: vals.push_back("count(*)" + filter_clause("b.", lay.filter[i], arg)); break;
+      default: vals.push_back(recompute_call(ag, lay, i));
     }
     if (has_n(ag.kind)) {
       cols.push_back("n" + n);
@@ -532,11 +509,10 @@ std::vector<std::string> sql_populate(const ViewPlan& p) {
   }
   std::string body = sql_body_rows(p, lay.exprs);
   std::vector<std::string> out;
-  out.push_back("INSERT INTO " + p.state + " (" + join(cols, ", ") + ") SELECT " +
-                join(vals, ", ") + " FROM (" + body + ") b" +
-                (p.global() ? std::string() : group_by(prefixed("b.", lay.groups))));
-  out.push_back("INSERT INTO " + p.name + " SELECT " + join(p.finals, ", ") + " FROM (" +
-                finalized(p, "") + ") f" + output_filter(p));
+  out.push_back("INSERT INTO " + p.state + " (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") + " FROM (" + body +
+                ") b" + (p.global() ? std::string() : group_by(prefixed("b.", lay.groups))));
+  out.push_back("INSERT INTO " + p.name + " SELECT " + join(p.finals, ", ") + " FROM (" + finalized(p, "") + ") f" +
+                output_filter(p));
   return out;
 }
 
@@ -552,8 +528,7 @@ std::string sql_lock_keys(const ViewPlan& p, const Changes& c) {
   for (const auto& [i, d] : c) {
     const Leaf& l = leaf_of(p, i);
     if (l.key.empty()) continue;
-    keys.push_back("SELECT (" + l.key + ")::" + p.key_type + " AS k FROM " + changed_rows(p, i, d) + " " +
-                   l.alias);
+    keys.push_back("SELECT (" + l.key + ")::" + p.key_type + " AS k FROM " + changed_rows(p, i, d) + " " + l.alias);
   }
   // Without a key class the whole view serializes on one lock row.
   std::string source = keys.empty() ? "SELECT true AS k" : join(keys, " UNION ALL ");
@@ -609,9 +584,10 @@ std::string apply_pairs(const ViewPlan& p) {
     old_cols.push_back("pr.o" + std::to_string(i));
     new_cols.push_back("v." + p.columns[i] + " AS n" + std::to_string(i));
   }
-  std::string sql = ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" + join(prefixed("pr.", cn), ", ") +
-         ") FROM pr WHERE " + by_tid("v", "pr", "pr.__n AND pr.__tid IS NOT NULL") + " RETURNING " + join(old_cols, ", ") +
-         ", " + join(new_cols, ", ") + ")";
+  std::string sql = ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" +
+                    join(prefixed("pr.", cn), ", ") + ") FROM pr WHERE " +
+                    by_tid("v", "pr", "pr.__n AND pr.__tid IS NOT NULL") + " RETURNING " + join(old_cols, ", ") + ", " +
+                    join(new_cols, ", ") + ")";
   sql += ", del AS (DELETE FROM " + p.name + " v USING pr WHERE " + by_tid("v", "pr", "NOT pr.__n") + " RETURNING v.*)";
   sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("pr.", cn), ", ") +
          " FROM pr WHERE pr.__tid IS NULL RETURNING *)";
@@ -691,7 +667,8 @@ std::string keyed_outer_apply(const ViewPlan& p, const Changes& c, bool exclusiv
   if (od.alone.empty()) return sql + paired_result(p);
   sql += ", nk AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + join(od.alone, " UNION ALL ") + ") ivm_z" +
          group_by(cn) + " HAVING sum(__m) <> 0), " + bag_apply(p, "nk", "zdel", "zins", exclusive);
-  return sql + paired_result(p) + " UNION ALL SELECT zdel.*, -1::int8 FROM zdel UNION ALL SELECT zins.*, 1::int8 FROM zins";
+  return sql + paired_result(p) +
+         " UNION ALL SELECT zdel.*, -1::int8 FROM zdel UNION ALL SELECT zins.*, 1::int8 FROM zins";
 }
 
 }  // namespace
@@ -717,9 +694,9 @@ std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
     // must not make the planner hash the whole view.
     return d + ", o AS (SELECT v.__tid, " + join(olds, ", ") + " FROM d, LATERAL (SELECT v.ctid AS __tid FROM " +
            p.name + " v WHERE v." + p.columns[static_cast<std::size_t>(p.locator)] + " = d.c" + loc +
-           " LIMIT 1) v WHERE d.__m < 0), pr AS (SELECT " +
-           join(prc, ", ") + " FROM o FULL JOIN (SELECT * FROM d WHERE d.__m > 0) n ON o.o" + loc + " = n.c" + loc +
-           ")" + apply_pairs(p) + paired_result(p);
+           " LIMIT 1) v WHERE d.__m < 0), pr AS (SELECT " + join(prc, ", ") +
+           " FROM o FULL JOIN (SELECT * FROM d WHERE d.__m > 0) n ON o.o" + loc + " = n.c" + loc + ")" +
+           apply_pairs(p) + paired_result(p);
   }
   if (p.locator < 0)
     return d + ", " + bag_apply(p, "d", "del", "ins", exclusive) +
@@ -746,8 +723,7 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
         break;
       case AggKind::Sum:
       case AggKind::Avg:
-        deltas.push_back("sum((" + arg + ")::" + ag.state_type + " * __m)" + filter_clause("", f) +
-                         " AS a" + n);
+        deltas.push_back("sum((" + arg + ")::" + ag.state_type + " * __m)" + filter_clause("", f) + " AS a" + n);
         deltas.push_back("coalesce(sum(__m)" + filter_clause("", f, nn) + ", 0)::int8 AS n" + n);
         break;
       case AggKind::BoolAnd:
@@ -755,8 +731,7 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
         deltas.push_back("coalesce(sum(__m)" + filter_clause("", f, arg) + ", 0)::int8 AS a" + n);
         deltas.push_back("coalesce(sum(__m)" + filter_clause("", f, nn) + ", 0)::int8 AS n" + n);
         break;
-      default:
-        break;
+      default: break;
     }
   }
   // __g: the group as one composite value.  Composite values compare NULL
@@ -772,8 +747,7 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
     std::string n = std::to_string(i), arg = lay.arg[i];
     std::string fn = ag.kind == AggKind::Min ? "min" : "max";
     // Net change per distinct value: an UPDATE that keeps the value is no delete.
-    std::string where = " WHERE " + (lay.filter[i].empty() ? "" : lay.filter[i] + " AND ") + arg +
-                        " IS NOT NULL";
+    std::string where = " WHERE " + (lay.filter[i].empty() ? "" : lay.filter[i] + " AND ") + arg + " IS NOT NULL";
     std::string x = "(SELECT " + gl + arg + " AS v, sum(__m) AS s FROM d" + where + " GROUP BY " + gl + arg + ") x";
     if (!p.extreme_counts) {
       sql += ", mm" + n + " AS (SELECT " + gl + gkey + fn + "(v) FILTER (WHERE s < 0) AS del, " + fn +
@@ -784,8 +758,9 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
       std::string order = ag.kind == AggKind::Min ? "" : " DESC";
       std::string y = "(SELECT DISTINCT ON (" + gl + "s > 0) " + gl + "s > 0 AS pos, v, s FROM " + x +
                       " WHERE s <> 0 ORDER BY " + gl + "s > 0, v" + order + ") y";
-      sql += ", mm" + n + " AS (SELECT " + gl + gkey + fn + "(v) FILTER (WHERE NOT pos) AS del, -sum(s) FILTER (WHERE NOT pos) AS delc, " +
-             fn + "(v) FILTER (WHERE pos) AS ins, sum(s) FILTER (WHERE pos) AS insc FROM " + y + group_by(lay.groups) + ")";
+      sql += ", mm" + n + " AS (SELECT " + gl + gkey + fn +
+             "(v) FILTER (WHERE NOT pos) AS del, -sum(s) FILTER (WHERE NOT pos) AS delc, " + fn +
+             "(v) FILTER (WHERE pos) AS ins, sum(s) FILTER (WHERE pos) AS insc FROM " + y + group_by(lay.groups) + ")";
     }
     from += " LEFT JOIN mm" + n + " ON " + (p.global() ? std::string("true") : "gd.__g = mm" + n + ".__g");
   }
@@ -814,8 +789,8 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
         cols.insert(cols.end(), {a, "n" + n});
         vals.insert(vals.end(), {"gd." + a, "gd.n" + n});
         sets.push_back("n" + n + " = s.n" + n + " + EXCLUDED.n" + n);
-        sets.push_back(a + " = CASE WHEN s.n" + n + " + EXCLUDED.n" + n + " = 0 THEN NULL ELSE coalesce(s." +
-                       a + " + EXCLUDED." + a + ", s." + a + ", EXCLUDED." + a + ") END");
+        sets.push_back(a + " = CASE WHEN s.n" + n + " + EXCLUDED.n" + n + " = 0 THEN NULL ELSE coalesce(s." + a +
+                       " + EXCLUDED." + a + ", s." + a + ", EXCLUDED." + a + ") END");
         break;
       case AggKind::BoolAnd:
       case AggKind::BoolOr:
@@ -829,12 +804,12 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
         bool is_min = ag.kind == AggKind::Min;
         std::string A = "s." + a, D = "EXCLUDED.d" + n, I = "EXCLUDED." + a;
         if (!p.extreme_counts) {
-          std::string lost = "(" + D + " IS NOT NULL AND (" + A + " IS NULL OR " + D + (is_min ? " <= " : " >= ") +
-                             A + "))";
+          std::string lost =
+              "(" + D + " IS NOT NULL AND (" + A + " IS NULL OR " + D + (is_min ? " <= " : " >= ") + A + "))";
           cols.insert(cols.end(), {a, "d" + n});
           vals.insert(vals.end(), {"mm" + n + ".ins", "mm" + n + ".del"});
-          sets.push_back(a + " = CASE WHEN " + lost + " THEN NULL ELSE " + (is_min ? "LEAST" : "GREATEST") + "(" +
-                         A + ", " + I + ") END");
+          sets.push_back(a + " = CASE WHEN " + lost + " THEN NULL ELSE " + (is_min ? "LEAST" : "GREATEST") + "(" + A +
+                         ", " + I + ") END");
           sets.push_back("d" + n + " = NULL");
           dirty.push_back(lost);
           new_dirty.push_back("mm" + n + ".del IS NOT NULL");
@@ -846,8 +821,8 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
         // extreme being removed means the state is off: recompute as well.
         std::string X = "s.x" + n, DC = "EXCLUDED.dc" + n, IC = "EXCLUDED.x" + n;
         std::string beyond = is_min ? " < " : " > ";
-        std::string lost = "(" + D + " IS NOT NULL AND (" + A + " IS NULL OR " + D + beyond + A + " OR (" + D +
-                           " = " + A + " AND (" + X + " IS NULL OR " + X + " <= " + DC + "))))";
+        std::string lost = "(" + D + " IS NOT NULL AND (" + A + " IS NULL OR " + D + beyond + A + " OR (" + D + " = " +
+                           A + " AND (" + X + " IS NULL OR " + X + " <= " + DC + "))))";
         // A value added beyond the old extreme is the new one, lost or not:
         // every remaining row is on the other side of the old extreme.
         std::string further = "coalesce(" + I + beyond + A + ", false)";
@@ -864,9 +839,7 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
         new_dirty.push_back("mm" + n + ".del IS NOT NULL");
         break;
       }
-      case AggKind::Recompute:
-        recompute = true;
-        break;
+      case AggKind::Recompute: recompute = true; break;
     }
   }
   cols.push_back("__dirty");
@@ -878,12 +851,11 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
     sets.push_back("__dirty = " +
                    (dirty.empty() ? std::string("s.__dirty") : "(s.__dirty OR " + join(dirty, " OR ") + ")"));
   }
-  sql += " INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") +
-         " FROM " + from + " WHERE gd.__cnt IS NOT NULL";
+  sql += " INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") + " FROM " + from +
+         " WHERE gd.__cnt IS NOT NULL";
   // Sorted by group: concurrent writers lock shared groups in the same order.
   if (!p.global()) sql += " ORDER BY " + join(prefixed("gd.", lay.groups), ", ");
-  sql += " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") +
-         " RETURNING s.*";
+  sql += " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") + " RETURNING s.*";
   return sql;
 }
 
@@ -924,8 +896,8 @@ std::string sql_agg_recompute(const ViewPlan& p) {
   sets.push_back("__dirty = false");
   std::string rows;
   if (p.global()) {
-    rows = "SELECT * FROM (" + sql_body_rows(p, lay.exprs) + ") ivm_r WHERE EXISTS (SELECT 1 FROM " +
-           g + " WHERE __dirty)";
+    rows = "SELECT * FROM (" + sql_body_rows(p, lay.exprs) + ") ivm_r WHERE EXISTS (SELECT 1 FROM " + g +
+           " WHERE __dirty)";
   } else {
     std::vector<std::string> sg = state_groups(p);
     std::string tuple = "(" + join(p.groups, ", ") + ")";
@@ -938,10 +910,9 @@ std::string sql_agg_recompute(const ViewPlan& p) {
     for (const auto& e : p.groups) row_nulls.push_back("(" + e + ") IS NULL");
     // The second arm takes only rows whose own group key has a NULL, so no
     // row is read by both arms.
-    std::string extra2 = "EXISTS (SELECT 1 FROM " + g + " WHERE __dirty AND (" + join(nulls, " OR ") +
-                         ")) AND (" + join(row_nulls, " OR ") + ") AND EXISTS (SELECT 1 FROM " + g +
-                         " WHERE __dirty AND ROW(" + join(sg, ", ") + ") IS NOT DISTINCT FROM ROW(" +
-                         join(p.groups, ", ") + "))";
+    std::string extra2 = "EXISTS (SELECT 1 FROM " + g + " WHERE __dirty AND (" + join(nulls, " OR ") + ")) AND (" +
+                         join(row_nulls, " OR ") + ") AND EXISTS (SELECT 1 FROM " + g + " WHERE __dirty AND ROW(" +
+                         join(sg, ", ") + ") IS NOT DISTINCT FROM ROW(" + join(p.groups, ", ") + "))";
     auto with_extra = [&](const std::string& extra) {
       ViewPlan q = p;
       q.where = p.where.empty() ? extra : "(" + p.where + ") AND " + extra;
@@ -979,9 +950,10 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
   // f: the finalized state of every affected group.  The upsert returned the
   // state rows it left; only a recomputation since then sends us back to the
   // state table.
-  std::string f = reread_state
-                      ? finalized(p, p.global() ? "" : " JOIN " + g + " g ON " + match(prefixed("s.", sg), prefixed("g.", sg)))
-                      : finalized_from(p, g + " s");
+  std::string f =
+      reread_state
+          ? finalized(p, p.global() ? "" : " JOIN " + g + " g ON " + match(prefixed("s.", sg), prefixed("g.", sg)))
+          : finalized_from(p, g + " s");
   std::string sql = "WITH f AS (" + f + ")";
   // ov: per affected group, whether it has an output row now (__live), that
   // row (c<i>), and its row in the view (o<i>, __tid), found by one probe of
@@ -994,8 +966,8 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
     ovc.push_back("w." + p.columns[i] + " AS o" + std::to_string(i));
     ovc.push_back("CASE WHEN f.__live THEN " + p.finals[i] + " END AS " + oc[i]);
   }
-  std::string probe = "SELECT " + join(ovc, ", ") + " FROM (SELECT f.*, coalesce(" + live +
-                      ", false) AS __live FROM f) f LEFT JOIN ";
+  std::string probe =
+      "SELECT " + join(ovc, ", ") + " FROM (SELECT f.*, coalesce(" + live + ", false) AS __live FROM f) f LEFT JOIN ";
   if (p.global()) {
     // A global aggregate has at most one row.
     sql += ", ov AS (" + probe + p.name + " w ON true)";
@@ -1017,14 +989,15 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
     old_cols.push_back("ov.o" + std::to_string(i));
     new_cols.push_back("v." + p.columns[i] + " AS n" + std::to_string(i));
   }
-  std::string changed = "ov.__live AND ROW(" + join(old_cols, ", ") + ") IS DISTINCT FROM ROW(" +
-                        join(prefixed("ov.", oc), ", ") + ")";
+  std::string changed =
+      "ov.__live AND ROW(" + join(old_cols, ", ") + ") IS DISTINCT FROM ROW(" + join(prefixed("ov.", oc), ", ") + ")";
   sql += ", upd AS (UPDATE " + p.name + " v SET (" + join(p.columns, ", ") + ") = ROW(" +
          join(prefixed("ov.", oc), ", ") + ") FROM ov WHERE " + by_tid("v", "ov", changed) + " RETURNING " +
          join(old_cols, ", ") + ", " + join(new_cols, ", ") + ")";
   // Rows of groups that lost their output row (emptied, or failing HAVING),
   // and groups that gained one.
-  sql += ", del AS (DELETE FROM " + p.name + " v USING ov WHERE " + by_tid("v", "ov", "NOT ov.__live") + " RETURNING v.*)";
+  sql +=
+      ", del AS (DELETE FROM " + p.name + " v USING ov WHERE " + by_tid("v", "ov", "NOT ov.__live") + " RETURNING v.*)";
   sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("ov.", oc), ", ") +
          " FROM ov WHERE ov.__tid IS NULL AND ov.__live RETURNING *)";
   // A group that lost its last row disappears from the state too.
@@ -1046,8 +1019,7 @@ std::string explain(const ViewPlan& p) {
   if (p.aggregate) {
     o << (p.global() ? "Aggregate (global)" : "Aggregate") << "\n";
     for (std::size_t i = 0; i < p.groups.size(); ++i) o << "  group g" << i << ": " << p.groups[i] << "\n";
-    static const char* kinds[] = {"count(*)", "count", "sum", "avg", "min", "max", "bool_and", "bool_or",
-                                  "recompute"};
+    static const char* kinds[] = {"count(*)", "count", "sum", "avg", "min", "max", "bool_and", "bool_or", "recompute"};
     for (std::size_t i = 0; i < p.aggs.size(); ++i) {
       const auto& a = p.aggs[i];
       o << "  a" << i << ": " << kinds[static_cast<int>(a.kind)];

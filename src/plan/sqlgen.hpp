@@ -73,8 +73,7 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state);
 
 // Building blocks, exposed for tests and for ivm.explain.
 std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d);
-std::string sql_body_delta(const ViewPlan& p, const Changes& c,
-                           const std::vector<std::string>& exprs);
+std::string sql_body_delta(const ViewPlan& p, const Changes& c, const std::vector<std::string>& exprs);
 std::string sql_body_rows(const ViewPlan& p, const std::vector<std::string>& exprs);
 std::string explain(const ViewPlan& p);
 // sql_grouped_query: SELECT <groups> AS g<i>, <calls> AS a<i> FROM <body>

@@ -23,7 +23,7 @@ IVM_CLUSTER_DIR=""   # set only in the shell that started the cluster (not expor
 
 ivm_install_deps() {
     local pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-client-15
-                build-essential g++ cmake libgtest-dev python3 make procps sqlsmith)
+                build-essential g++ cmake libgtest-dev python3 make procps sqlsmith clang-format)
     local missing=() p
     for p in "${pkgs[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -190,8 +190,8 @@ TEST(Serialize, EveryJoinAndAggregateKindRoundTrips) {
     p.joins[0].kind = k;
     EXPECT_EQ(k, deserialize(serialize(p)).joins.at(0).kind);
   }
-  for (AggKind k : {AggKind::CountStar, AggKind::Count, AggKind::Sum, AggKind::Avg, AggKind::Min,
-                    AggKind::Max, AggKind::BoolAnd, AggKind::BoolOr, AggKind::Recompute}) {
+  for (AggKind k : {AggKind::CountStar, AggKind::Count, AggKind::Sum, AggKind::Avg, AggKind::Min, AggKind::Max,
+                    AggKind::BoolAnd, AggKind::BoolOr, AggKind::Recompute}) {
     ViewPlan p;
     p.aggs.resize(1);
     p.aggs[0].kind = k;
@@ -237,6 +237,8 @@ TEST(Serialize, FormatFiveLayoutIsPinned) {
   p.locator = 0;
   p.outputs = {"l1.a"};
   p.key_provable = true;
+  // One line per part of the layout, kept as written.
+  // clang-format off
   const std::string want =
       "1:5"                                       // format
       "1:v" "1:7" "0:" "0:" "0:" "1:0"            // name oid state keylock key_type outer
@@ -251,6 +253,7 @@ TEST(Serialize, FormatFiveLayoutIsPinned) {
       "1:1"                                       // extreme_counts
       "1:0"                                       // unique_key
       "1:1";                                      // key_provable
+  // clang-format on
   EXPECT_EQ(want, serialize(p));
   expect_plan_eq(p, deserialize(want));
   // Format 4 (no key_provable) is still read: a key proven then is provable,
@@ -332,7 +335,9 @@ TEST(SerializeCorrupt, NegativeCountThrows) {
   ViewPlan p;
   std::string text = serialize(p);
   // format, name, oid, state, keylock, key_type, outer, then the leaf count.
+  // clang-format off
   const std::string head = "1:5" "0:" "1:0" "0:" "0:" "0:" "1:0";
+  // clang-format on
   ASSERT_EQ(head + "1:0", text.substr(0, head.size() + 3));
   EXPECT_ANY_THROW(deserialize(head + "2:-1" + text.substr(head.size() + 3)));
 }
@@ -350,7 +355,9 @@ TEST(SerializeCorrupt, NegativeLengthThrows) {
   const std::string name_field = std::to_string(p.name.size()) + ":" + p.name;
   const std::string oid_field = "10:4294967295";
   ASSERT_EQ(name_field + oid_field, text.substr(3, name_field.size() + oid_field.size()));
+  // clang-format off
   const std::string corrupt = "1:5" "-2:42" + text.substr(3 + name_field.size() + oid_field.size());
+  // clang-format on
   EXPECT_ANY_THROW({
     ViewPlan q = deserialize(corrupt);
     ADD_FAILURE() << "accepted with name of " << q.name.size() << " bytes and oid " << q.oid;
@@ -363,7 +370,9 @@ TEST(SerializeCorrupt, NumberWithTrailingGarbageThrows) {
   ViewPlan p;
   p.oid = 12;
   std::string text = serialize(p);
+  // clang-format off
   const std::string head = "1:5" "0:";
+  // clang-format on
   ASSERT_EQ(head + "2:12", text.substr(0, head.size() + 4));
   const std::string corrupt = head + "5:12abc" + text.substr(head.size() + 4);
   EXPECT_ANY_THROW({

@@ -22,8 +22,7 @@ namespace {
 
 std::size_t count(const std::string& hay, const std::string& needle) {
   std::size_t n = 0;
-  for (std::size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + needle.size()))
-    ++n;
+  for (std::size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + needle.size())) ++n;
   return n;
 }
 
@@ -101,8 +100,8 @@ JoinNode join_node(JoinKind kind, int left, int right, const std::string& on) {
   return j;
 }
 
-Aggregate agg(AggKind kind, const std::string& arg, const std::string& state_type,
-              const std::string& call = "", const std::string& filter = "") {
+Aggregate agg(AggKind kind, const std::string& arg, const std::string& state_type, const std::string& call = "",
+              const std::string& filter = "") {
   Aggregate a;
   a.kind = kind;
   a.arg = arg;
@@ -199,14 +198,14 @@ ViewPlan grouped_agg(bool with_recompute) {
   p.group_types = {"text"};
   p.group_columns = {0};
   p.aggs = {
-      agg(AggKind::CountStar, "", "bigint"),                              // a0
-      agg(AggKind::Sum, "l1.amount", "numeric"),                          // a1
-      agg(AggKind::Avg, "l1.amount", "numeric"),                          // a2
-      agg(AggKind::Min, "l1.price", "integer", "pg_catalog.min"),         // a3
-      agg(AggKind::Max, "l1.price", "integer", "pg_catalog.max"),         // a4
-      agg(AggKind::BoolAnd, "l1.ok", "bigint"),                           // a5
-      agg(AggKind::CountStar, "", "bigint", "", "l1.amount > 100"),       // a6
-      agg(AggKind::Avg, "l1.took", "interval"),                           // a7
+      agg(AggKind::CountStar, "", "bigint"),                         // a0
+      agg(AggKind::Sum, "l1.amount", "numeric"),                     // a1
+      agg(AggKind::Avg, "l1.amount", "numeric"),                     // a2
+      agg(AggKind::Min, "l1.price", "integer", "pg_catalog.min"),    // a3
+      agg(AggKind::Max, "l1.price", "integer", "pg_catalog.max"),    // a4
+      agg(AggKind::BoolAnd, "l1.ok", "bigint"),                      // a5
+      agg(AggKind::CountStar, "", "bigint", "", "l1.amount > 100"),  // a6
+      agg(AggKind::Avg, "l1.took", "interval"),                      // a7
   };
   p.aggs[7].interval_avg = true;
   p.columns = {"region", "n", "total", "mean", "lo", "hi", "all_ok", "big", "mean_took"};
@@ -239,11 +238,11 @@ ViewPlan global_agg() {
   p.root = 0;
   p.aggregate = true;
   p.aggs = {
-      agg(AggKind::CountStar, "", "bigint"),                                                    // a0
-      agg(AggKind::Sum, "l1.amount", "numeric"),                                                // a1
-      agg(AggKind::Count, "l1.note", "bigint", "", "l1.amount > 5"),                            // a2
-      agg(AggKind::Min, "l1.amount", "numeric", "pg_catalog.min", "l1.amount > 5"),             // a3
-      agg(AggKind::BoolOr, "l1.flag", "bigint"),                                                // a4
+      agg(AggKind::CountStar, "", "bigint"),                                         // a0
+      agg(AggKind::Sum, "l1.amount", "numeric"),                                     // a1
+      agg(AggKind::Count, "l1.note", "bigint", "", "l1.amount > 5"),                 // a2
+      agg(AggKind::Min, "l1.amount", "numeric", "pg_catalog.min", "l1.amount > 5"),  // a3
+      agg(AggKind::BoolOr, "l1.flag", "bigint"),                                     // a4
   };
   p.columns = {"n", "total", "notes", "lo", "any_flag"};
   p.types = {"bigint", "numeric", "bigint", "numeric", "boolean"};
@@ -304,7 +303,8 @@ TEST(LeafDelta, UpdateConsolidatesInsertedAndDeleted) {
 TEST(LeafDelta, ViewBagIsConsolidated) {
   const ViewPlan p = spj_single();
   const std::string sql = sql_leaf_delta(p, 0, bag("ivm_bag"));
-  EXPECT_TRUE(Has(sql, "SELECT id, amount, sum(__m)::int8 AS __m FROM ivm_bag GROUP BY id, amount HAVING sum(__m) <> 0"));
+  EXPECT_TRUE(
+      Has(sql, "SELECT id, amount, sum(__m)::int8 AS __m FROM ivm_bag GROUP BY id, amount HAVING sum(__m) <> 0"));
   EXPECT_TRUE(Lacks(sql, "UNION"));
 }
 
@@ -330,8 +330,9 @@ TEST(LeafDelta, LeafWithoutColumnsStillCountsRows) {
 TEST(SpjApply, SingleTableInsertIsOneTermOverTheInsertedRows) {
   const ViewPlan p = spj_single();
   const std::string body = sql_body_delta(p, {{0, inserted("ivm_new")}}, p.outputs);
-  EXPECT_TRUE(Has(body, "SELECT l1.id AS c0, l1.amount AS c1, l1.__m::int8 AS __m FROM "
-                        "(SELECT id, amount, 1::int8 AS __m FROM ivm_new) l1 WHERE (l1.amount > 0)"));
+  EXPECT_TRUE(Has(body,
+                  "SELECT l1.id AS c0, l1.amount AS c1, l1.__m::int8 AS __m FROM "
+                  "(SELECT id, amount, 1::int8 AS __m FROM ivm_new) l1 WHERE (l1.amount > 0)"));
   EXPECT_TRUE(Lacks(body, "public.orders"));
   EXPECT_TRUE(Lacks(body, "UNION"));
 }
@@ -342,8 +343,10 @@ TEST(SpjApply, ConsolidatesAndUpdatesInPlacePerLocatorValue) {
   EXPECT_TRUE(Has(sql, "WITH d AS (SELECT c0, c1, sum(__m)::int8 AS __m FROM ("));
   EXPECT_TRUE(Has(sql, ") ivm_b GROUP BY c0, c1 HAVING sum(__m) <> 0 ORDER BY c0)"));  // probes in index order
   // |__m| physical copies of each row with a negative net multiplicity are found ...
-  EXPECT_TRUE(Has(sql, "gone AS (SELECT z.__tid, d.c0, d.c1 FROM d, LATERAL (SELECT v2.ctid AS __tid FROM public.v_spj v2 WHERE "));
-  EXPECT_TRUE(Has(sql, "LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE d.__m < 0 AND (d.c0 IS NOT NULL) UNION ALL "));
+  EXPECT_TRUE(Has(
+      sql, "gone AS (SELECT z.__tid, d.c0, d.c1 FROM d, LATERAL (SELECT v2.ctid AS __tid FROM public.v_spj v2 WHERE "));
+  EXPECT_TRUE(
+      Has(sql, "LIMIT (-d.__m) FOR UPDATE OF v2 SKIP LOCKED) z WHERE d.__m < 0 AND (d.c0 IS NOT NULL) UNION ALL "));
   EXPECT_TRUE(Has(sql, "ROW(v2.id, v2.amount) IS NOT DISTINCT FROM ROW(d.c0, d.c1)"));
   // ... through the locator column: by plain equality when the value is set,
   // NULL-safe in a second arm for the rest; __m copies of each positive one come.
@@ -352,16 +355,21 @@ TEST(SpjApply, ConsolidatesAndUpdatesInPlacePerLocatorValue) {
   EXPECT_TRUE(Has(sql, "WHERE d.__m < 0 AND NOT (d.c0 IS NOT NULL))"));
   // An exclusive maintainer takes no row locks.
   EXPECT_TRUE(Lacks(sql_spj_apply(p, {{0, updated("ivm_new", "ivm_old")}}, true), "FOR UPDATE"));
-  EXPECT_TRUE(Has(sql, "came AS (SELECT d.c0, d.c1, row_number() OVER (PARTITION BY d.c0) AS __rn FROM d, generate_series(1, d.__m) WHERE d.__m > 0)"));
+  EXPECT_TRUE(Has(sql,
+                  "came AS (SELECT d.c0, d.c1, row_number() OVER (PARTITION BY d.c0) AS __rn FROM d, "
+                  "generate_series(1, d.__m) WHERE d.__m > 0)"));
   // Removed and added rows pair up per locator value: pairs are updated in place,
   // the rest deleted or inserted.
   EXPECT_TRUE(Has(sql, "FROM gp FULL JOIN came ON gp.c0 = came.c0 AND gp.__rn = came.__rn)"));
-  EXPECT_TRUE(Has(sql, "upd AS (UPDATE public.v_spj v SET (id, amount) = ROW(pr.c0, pr.c1) FROM pr WHERE v.ctid = pr.__tid"));
+  EXPECT_TRUE(
+      Has(sql, "upd AS (UPDATE public.v_spj v SET (id, amount) = ROW(pr.c0, pr.c1) FROM pr WHERE v.ctid = pr.__tid"));
   EXPECT_TRUE(Has(sql, "del AS (DELETE FROM public.v_spj v USING pr WHERE v.ctid = pr.__tid"));
   EXPECT_TRUE(Has(sql, "NOT pr.__n RETURNING v.*)"));
-  EXPECT_TRUE(Has(sql, "ins AS (INSERT INTO public.v_spj SELECT pr.c0, pr.c1 FROM pr WHERE pr.__tid IS NULL RETURNING *)"));
+  EXPECT_TRUE(
+      Has(sql, "ins AS (INSERT INTO public.v_spj SELECT pr.c0, pr.c1 FROM pr WHERE pr.__tid IS NULL RETURNING *)"));
   // The change to the view is returned as a signed bag for views over it.
-  EXPECT_TRUE(Has(sql, "SELECT o0 AS id, o1 AS amount, -1::int8 AS __m FROM upd UNION ALL SELECT n0, n1, 1::int8 FROM upd"));
+  EXPECT_TRUE(
+      Has(sql, "SELECT o0 AS id, o1 AS amount, -1::int8 AS __m FROM upd UNION ALL SELECT n0, n1, 1::int8 FROM upd"));
   EXPECT_TRUE(Has(sql, "SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins"));
 }
 
@@ -373,7 +381,9 @@ TEST(SpjApply, UniqueLocatorFindsTheOldRowByItAlone) {
   // NULL-safe second arm); it meets the added row of the same value.  No row
   // numbers.
   EXPECT_TRUE(Has(sql, ", o AS (SELECT v.__tid, d.c0 AS o0"));
-  EXPECT_TRUE(Has(sql, " FROM d, LATERAL (SELECT v.ctid AS __tid FROM public.v_spj v WHERE v.id = d.c0 LIMIT 1) v WHERE d.__m < 0)"));
+  EXPECT_TRUE(Has(
+      sql,
+      " FROM d, LATERAL (SELECT v.ctid AS __tid FROM public.v_spj v WHERE v.id = d.c0 LIMIT 1) v WHERE d.__m < 0)"));
   EXPECT_TRUE(Has(sql, " FROM o FULL JOIN (SELECT * FROM d WHERE d.__m > 0) n ON o.o0 = n.c0)"));
   EXPECT_EQ(1u, count(sql, "LATERAL"));
   EXPECT_TRUE(Lacks(sql, "row_number()"));
@@ -397,8 +407,9 @@ TEST(LinearJoin, OneChangedLeafJoinsItsDeltaWithTheOtherLeaf) {
   const ViewPlan p = inner_join();
   const std::string body = sql_body_delta(p, {{1, inserted("ivm_new")}}, p.outputs);
   EXPECT_EQ(1u, terms(body, "l1.name").size());
-  EXPECT_TRUE(Has(body, "(public.customers l1 JOIN (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new) l2 "
-                        "ON l1.id = l2.customer_id)"));
+  EXPECT_TRUE(Has(body,
+                  "(public.customers l1 JOIN (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new) l2 "
+                  "ON l1.id = l2.customer_id)"));
   EXPECT_TRUE(Has(body, "l2.__m::int8 AS __m"));
   EXPECT_TRUE(Lacks(body, "UNION"));
   EXPECT_TRUE(Lacks(body, "-__m"));
@@ -407,15 +418,15 @@ TEST(LinearJoin, OneChangedLeafJoinsItsDeltaWithTheOtherLeaf) {
 
 TEST(LinearJoin, TwoChangedLeavesTelescope) {
   const ViewPlan p = inner_join();
-  const std::string body =
-      sql_body_delta(p, {{0, inserted("ivm_new_c")}, {1, inserted("ivm_new_o")}}, p.outputs);
+  const std::string body = sql_body_delta(p, {{0, inserted("ivm_new_c")}, {1, inserted("ivm_new_o")}}, p.outputs);
   const std::vector<std::string> t = terms(body, "l1.name");
   ASSERT_EQ(2u, t.size()) << body;
   // ΔL ⋈ R_old: the later leaf in its old state (now minus its delta).
   EXPECT_TRUE(Has(t[0], "(SELECT id, name, 1::int8 AS __m FROM ivm_new_c) l1"));
-  EXPECT_TRUE(Has(t[0], "(SELECT customer_id, amount, 1::int8 AS __m FROM public.orders UNION ALL "
-                        "SELECT customer_id, amount, -__m FROM (SELECT customer_id, amount, 1::int8 AS __m "
-                        "FROM ivm_new_o) ivm_old) l2"));
+  EXPECT_TRUE(Has(t[0],
+                  "(SELECT customer_id, amount, 1::int8 AS __m FROM public.orders UNION ALL "
+                  "SELECT customer_id, amount, -__m FROM (SELECT customer_id, amount, 1::int8 AS __m "
+                  "FROM ivm_new_o) ivm_old) l2"));
   EXPECT_TRUE(HasProduct(t[0], "l1.__m", "l2.__m"));
   // L_new ⋈ ΔR: the earlier leaf as it is now.
   EXPECT_TRUE(Has(t[1], "(public.customers l1 JOIN (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new_o) l2"));
@@ -436,9 +447,10 @@ TEST(LinearJoin, SelfJoinWithBothOccurrencesChangedUsesOldStateOnce) {
   EXPECT_TRUE(HasProduct(t[0], "l1.__m", "l2.__m"));
   // Second term: l1_new ⋈ Δl2, reading emp as it is now.
   EXPECT_EQ(0u, count(t[1], "-__m FROM ("));
-  EXPECT_TRUE(Has(t[1], "(public.emp l1 JOIN (SELECT id, boss, sum(__m)::int8 AS __m FROM (SELECT id, boss, 1 AS __m "
-                        "FROM ivm_new UNION ALL SELECT id, boss, -1 FROM ivm_old) ivm_u GROUP BY id, boss "
-                        "HAVING sum(__m) <> 0) l2 ON l1.boss = l2.id)"));
+  EXPECT_TRUE(Has(t[1],
+                  "(public.emp l1 JOIN (SELECT id, boss, sum(__m)::int8 AS __m FROM (SELECT id, boss, 1 AS __m "
+                  "FROM ivm_new UNION ALL SELECT id, boss, -1 FROM ivm_old) ivm_u GROUP BY id, boss "
+                  "HAVING sum(__m) <> 0) l2 ON l1.boss = l2.id)"));
   EXPECT_TRUE(Has(t[1], "l2.__m::int8 AS __m"));
   // The two terms are summed.
   EXPECT_TRUE(Has(body, " UNION ALL SELECT l1.id AS c0"));
@@ -455,8 +467,9 @@ TEST(LinearJoin, PopulateJoinsCurrentRelations) {
   const ViewPlan p = inner_join();
   const std::vector<std::string> sql = sql_populate(p);
   ASSERT_EQ(1u, sql.size());
-  EXPECT_TRUE(Has(sql[0], "INSERT INTO public.v_join SELECT l1.name, l2.amount FROM "
-                          "(public.customers l1 JOIN public.orders l2 ON l1.id = l2.customer_id)"));
+  EXPECT_TRUE(Has(sql[0],
+                  "INSERT INTO public.v_join SELECT l1.name, l2.amount FROM "
+                  "(public.customers l1 JOIN public.orders l2 ON l1.id = l2.customer_id)"));
 }
 
 // --- outer joins: affected-key recompute ---------------------------------
@@ -466,7 +479,8 @@ TEST(OuterJoin, OneChangedLeafRecomputesAffectedKeys) {
   const std::string body = sql_body_delta(p, {{1, inserted("ivm_new")}}, p.outputs);
   // The affected keys come from the changed leaf's delta, without NULLs.
   EXPECT_EQ(0u, body.find("WITH ivm_keys AS (SELECT DISTINCT k FROM ("));
-  EXPECT_TRUE(Has(body, "SELECT l2.customer_id AS k FROM (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new) l2"));
+  EXPECT_TRUE(
+      Has(body, "SELECT l2.customer_id AS k FROM (SELECT customer_id, amount, 1::int8 AS __m FROM ivm_new) l2"));
   EXPECT_TRUE(Has(body, "ivm_k WHERE k IS NOT NULL ORDER BY k)"));
   EXPECT_TRUE(Lacks(body, "SELECT l1.id AS k"));
   // New rows of those keys count +1, old rows -1.
@@ -479,8 +493,9 @@ TEST(OuterJoin, OneChangedLeafRecomputesAffectedKeys) {
   EXPECT_TRUE(Has(body, " LEFT JOIN public.orders l2 ON"));
   // The old state of the changed leaf: now EXCEPT ALL inserted, plus deleted.
   EXPECT_EQ(1u, count(body, "EXCEPT ALL"));
-  EXPECT_TRUE(Has(body, "FROM ivm_keys JOIN public.orders l2 ON l2.customer_id = ivm_keys.k EXCEPT ALL "
-                        "SELECT customer_id, amount FROM ("));
+  EXPECT_TRUE(Has(body,
+                  "FROM ivm_keys JOIN public.orders l2 ON l2.customer_id = ivm_keys.k EXCEPT ALL "
+                  "SELECT customer_id, amount FROM ("));
   EXPECT_TRUE(Has(body, "generate_series(1, l2.__m) WHERE l2.__m > 0"));
   EXPECT_TRUE(Has(body, "generate_series(1, -l2.__m) WHERE l2.__m < 0 AND l2.customer_id IN (SELECT k FROM ivm_keys)"));
   // A row of the null-extended side with a NULL key matches nothing and never
@@ -527,7 +542,8 @@ TEST(OuterJoin, KeyedViewReadsOldRowsWithTheirCtidsAndPairsPerKey) {
   // Old rows come from the view with their ctids, new ones from the restricted join.
   EXPECT_TRUE(Has(sql, "array_agg(__tid) FILTER (WHERE __tid IS NOT NULL) AS __tids FROM (SELECT v.ctid, "));
   EXPECT_TRUE(Has(sql, "FROM ivm_keys JOIN public.v_left v ON v.name = ivm_keys.k UNION ALL SELECT NULL::tid, "));
-  EXPECT_TRUE(Has(sql, "gone AS (SELECT d.__tids[i] AS __tid, d.c0, d.c1 FROM d, generate_series(1, -d.__m) i WHERE d.__m < 0)"));
+  EXPECT_TRUE(Has(
+      sql, "gone AS (SELECT d.__tids[i] AS __tid, d.c0, d.c1 FROM d, generate_series(1, -d.__m) i WHERE d.__m < 0)"));
   EXPECT_TRUE(Has(sql, "FULL JOIN came ON gp.c0 = came.c0 AND gp.__rn = came.__rn"));
   // No LATERAL search for keyed rows.  A change of the null-extended leaf
   // cannot bring rows with a NULL key: no bag for them.
@@ -539,7 +555,8 @@ TEST(OuterJoin, KeyedViewReadsOldRowsWithTheirCtidsAndPairsPerKey) {
   const std::string preserved = sql_spj_apply(p, {{0, inserted("ivm_new")}}, false);
   EXPECT_EQ(2u, count(preserved, "LATERAL"));
   EXPECT_TRUE(Has(preserved, "nk AS (SELECT c0, c1, sum(__m)::int8 AS __m FROM ("));
-  EXPECT_TRUE(Has(preserved, " UNION ALL SELECT zdel.*, -1::int8 FROM zdel UNION ALL SELECT zins.*, 1::int8 FROM zins"));
+  EXPECT_TRUE(
+      Has(preserved, " UNION ALL SELECT zdel.*, -1::int8 FROM zdel UNION ALL SELECT zins.*, 1::int8 FROM zins"));
 }
 
 TEST(OuterJoin, UniqueKeyJoinsOldAndNewRowsOnTheKey) {
@@ -549,8 +566,12 @@ TEST(OuterJoin, UniqueKeyJoinsOldAndNewRowsOnTheKey) {
   const std::string sql = sql_spj_apply(p, {{1, inserted("ivm_new")}}, false);
   // One old row (with its ctid) and one new row per key, joined on the key:
   // no consolidation over every column, no pairing by row number.
-  EXPECT_TRUE(Has(sql, "o AS (SELECT v.ctid AS __tid, v.name AS o0, v.amount AS o1 FROM ivm_keys JOIN public.v_left v ON v.name = ivm_keys.k)"));
-  EXPECT_TRUE(Has(sql, "FROM o FULL JOIN n ON o.o0 = n.c0 WHERE o.__tid IS NULL OR n.__m IS NULL OR ROW(o.o0, o.o1) IS DISTINCT FROM ROW(n.c0, n.c1)"));
+  EXPECT_TRUE(Has(sql,
+                  "o AS (SELECT v.ctid AS __tid, v.name AS o0, v.amount AS o1 FROM ivm_keys JOIN public.v_left v ON "
+                  "v.name = ivm_keys.k)"));
+  EXPECT_TRUE(Has(sql,
+                  "FROM o FULL JOIN n ON o.o0 = n.c0 WHERE o.__tid IS NULL OR n.__m IS NULL OR ROW(o.o0, o.o1) IS "
+                  "DISTINCT FROM ROW(n.c0, n.c1)"));
   EXPECT_TRUE(Lacks(sql, "GROUP BY"));
   EXPECT_TRUE(Lacks(sql, "row_number()"));
   EXPECT_TRUE(Before(sql, "pr AS (", "upd AS (UPDATE public.v_left v SET"));
@@ -581,8 +602,9 @@ TEST(LockKeys, SortedUpsertOfTheChangedLeavesKeys) {
   const ViewPlan p = inner_join();
   const std::string sql = sql_lock_keys(p, {{1, inserted("ivm_new")}});
   EXPECT_TRUE(Has(sql, "INSERT INTO ivm_state.keylock_1 (k) SELECT DISTINCT k FROM ("));
-  EXPECT_TRUE(Has(sql, "SELECT (l2.customer_id)::integer AS k FROM (SELECT customer_id, amount, 1::int8 AS __m "
-                       "FROM ivm_new) l2"));
+  EXPECT_TRUE(Has(sql,
+                  "SELECT (l2.customer_id)::integer AS k FROM (SELECT customer_id, amount, 1::int8 AS __m "
+                  "FROM ivm_new) l2"));
   EXPECT_TRUE(Lacks(sql, "l1.id"));
   EXPECT_TRUE(Has(sql, "WHERE k IS NOT NULL"));
   // Sorted, so concurrent writers queue instead of deadlocking; an upsert,
@@ -640,7 +662,8 @@ TEST(AggUpsert, GroupedAlgebraicDeltas) {
   EXPECT_TRUE(Has(sql, "__cnt = s.__cnt + EXCLUDED.__cnt"));
   EXPECT_TRUE(Has(sql, "a0 = s.a0 + EXCLUDED.a0"));
   EXPECT_TRUE(Has(sql, "n1 = s.n1 + EXCLUDED.n1"));
-  EXPECT_TRUE(Has(sql, "a1 = CASE WHEN s.n1 + EXCLUDED.n1 = 0 THEN NULL ELSE coalesce(s.a1 + EXCLUDED.a1, s.a1, EXCLUDED.a1) END"));
+  EXPECT_TRUE(Has(
+      sql, "a1 = CASE WHEN s.n1 + EXCLUDED.n1 = 0 THEN NULL ELSE coalesce(s.a1 + EXCLUDED.a1, s.a1, EXCLUDED.a1) END"));
   EXPECT_TRUE(Has(sql, "a5 = s.a5 + EXCLUDED.a5"));
 }
 
@@ -672,26 +695,31 @@ TEST(AggUpsert, MinMaxKeepTheirExtremeWhileSomeRowHoldsIt) {
   EXPECT_TRUE(Has(sql, "SELECT DISTINCT ON (c0, s > 0) c0, s > 0 AS pos, v, s FROM "));
   EXPECT_TRUE(Has(sql, " WHERE s <> 0 ORDER BY c0, s > 0, v) y"));
   EXPECT_TRUE(Has(sql, " WHERE s <> 0 ORDER BY c0, s > 0, v DESC) y"));
-  EXPECT_TRUE(Has(sql, "mm3 AS (SELECT c0, ROW(c0) AS __g, min(v) FILTER (WHERE NOT pos) AS del, -sum(s) FILTER (WHERE NOT pos) "
-                       "AS delc, min(v) FILTER (WHERE pos) AS ins, sum(s) FILTER (WHERE pos) AS insc FROM "));
+  EXPECT_TRUE(
+      Has(sql,
+          "mm3 AS (SELECT c0, ROW(c0) AS __g, min(v) FILTER (WHERE NOT pos) AS del, -sum(s) FILTER (WHERE NOT pos) "
+          "AS delc, min(v) FILTER (WHERE pos) AS ins, sum(s) FILTER (WHERE pos) AS insc FROM "));
   EXPECT_TRUE(Has(sql, "mm4 AS (SELECT c0, ROW(c0) AS __g, max(v) FILTER (WHERE NOT pos) AS del"));
   // Joined on the composite group value: NULL groups match, and large batches hash.
   EXPECT_TRUE(Has(sql, "LEFT JOIN mm3 ON gd.__g = mm3.__g"));
   // The extreme is lost when every row holding it goes (or their number is
   // not known); a value beyond it becomes the new extreme in any case.
-  const std::string lost_min = "(EXCLUDED.d3 IS NOT NULL AND (s.a3 IS NULL OR EXCLUDED.d3 < s.a3 OR (EXCLUDED.d3 = s.a3 "
-                               "AND (s.x3 IS NULL OR s.x3 <= EXCLUDED.dc3))))";
-  const std::string lost_max = "(EXCLUDED.d4 IS NOT NULL AND (s.a4 IS NULL OR EXCLUDED.d4 > s.a4 OR (EXCLUDED.d4 = s.a4 "
-                               "AND (s.x4 IS NULL OR s.x4 <= EXCLUDED.dc4))))";
+  const std::string lost_min =
+      "(EXCLUDED.d3 IS NOT NULL AND (s.a3 IS NULL OR EXCLUDED.d3 < s.a3 OR (EXCLUDED.d3 = s.a3 "
+      "AND (s.x3 IS NULL OR s.x3 <= EXCLUDED.dc3))))";
+  const std::string lost_max =
+      "(EXCLUDED.d4 IS NOT NULL AND (s.a4 IS NULL OR EXCLUDED.d4 > s.a4 OR (EXCLUDED.d4 = s.a4 "
+      "AND (s.x4 IS NULL OR s.x4 <= EXCLUDED.dc4))))";
   const std::string further_min = "coalesce(EXCLUDED.a3 < s.a3, false)";
   EXPECT_TRUE(Has(sql, "a3 = CASE WHEN " + further_min + " THEN EXCLUDED.a3 WHEN " + lost_min +
                            " THEN NULL ELSE coalesce(s.a3, EXCLUDED.a3) END"));
   EXPECT_TRUE(Has(sql, "a4 = CASE WHEN coalesce(EXCLUDED.a4 > s.a4, false) THEN EXCLUDED.a4 WHEN " + lost_max));
   // The count follows: new extreme -> its rows; removed copies -> minus; equal
   // additions -> plus.
-  EXPECT_TRUE(Has(sql, "x3 = CASE WHEN " + further_min + " THEN EXCLUDED.x3 WHEN " + lost_min +
-                           " THEN NULL WHEN s.a3 IS NULL THEN EXCLUDED.x3 ELSE s.x3 - CASE WHEN EXCLUDED.d3 = s.a3 THEN "
-                           "EXCLUDED.dc3 ELSE 0 END + CASE WHEN EXCLUDED.a3 = s.a3 THEN EXCLUDED.x3 ELSE 0 END END"));
+  EXPECT_TRUE(
+      Has(sql, "x3 = CASE WHEN " + further_min + " THEN EXCLUDED.x3 WHEN " + lost_min +
+                   " THEN NULL WHEN s.a3 IS NULL THEN EXCLUDED.x3 ELSE s.x3 - CASE WHEN EXCLUDED.d3 = s.a3 THEN "
+                   "EXCLUDED.dc3 ELSE 0 END + CASE WHEN EXCLUDED.a3 = s.a3 THEN EXCLUDED.x3 ELSE 0 END END"));
   const std::string dirty = slice(sql, "__dirty = (s.__dirty OR ", " RETURNING ");
   ASSERT_FALSE(dirty.empty()) << sql;
   EXPECT_TRUE(Has(dirty, "(" + lost_min + " AND NOT " + further_min + ")"));
@@ -709,8 +737,10 @@ TEST(AggUpsert, MinMaxWithoutCountsLoseTheirExtremeWhenTheDeletedValueReachesIt)
   ViewPlan p = grouped_agg(false);
   p.extreme_counts = false;
   const std::string sql = sql_agg_upsert(p, {{0, updated("ivm_new", "ivm_old")}});
-  EXPECT_TRUE(Has(sql, "mm3 AS (SELECT c0, ROW(c0) AS __g, min(v) FILTER (WHERE s < 0) AS del, min(v) FILTER (WHERE s > 0) AS ins "
-                       "FROM (SELECT c0, c3 AS v, sum(__m) AS s FROM d WHERE c3 IS NOT NULL GROUP BY c0, c3) x GROUP BY c0)"));
+  EXPECT_TRUE(
+      Has(sql,
+          "mm3 AS (SELECT c0, ROW(c0) AS __g, min(v) FILTER (WHERE s < 0) AS del, min(v) FILTER (WHERE s > 0) AS ins "
+          "FROM (SELECT c0, c3 AS v, sum(__m) AS s FROM d WHERE c3 IS NOT NULL GROUP BY c0, c3) x GROUP BY c0)"));
   const std::string lost_min = "(EXCLUDED.d3 IS NOT NULL AND (s.a3 IS NULL OR EXCLUDED.d3 <= s.a3))";
   EXPECT_TRUE(Has(sql, "a3 = CASE WHEN " + lost_min + " THEN NULL ELSE LEAST(s.a3, EXCLUDED.a3) END"));
   EXPECT_TRUE(Lacks(sql, "x3"));
@@ -781,21 +811,27 @@ TEST(AggRecompute, RecomputesOnlyNonAlgebraicAggregatesOfDirtyGroups) {
   // Extremes with their counts: per group, the first value in order, counted.
   EXPECT_TRUE(Has(sql, "x3 = r.x3"));
   EXPECT_TRUE(Has(sql, "x4 = r.x4"));
-  EXPECT_TRUE(Has(sql, ", e3 AS (SELECT DISTINCT ON (b.c0) ROW(b.c0) AS __g, b.c3 AS v, count(*) AS x FROM b WHERE b.c3 IS NOT NULL "
-                       "GROUP BY b.c0, b.c3 ORDER BY b.c0, b.c3)"));
+  EXPECT_TRUE(
+      Has(sql,
+          ", e3 AS (SELECT DISTINCT ON (b.c0) ROW(b.c0) AS __g, b.c3 AS v, count(*) AS x FROM b WHERE b.c3 IS NOT NULL "
+          "GROUP BY b.c0, b.c3 ORDER BY b.c0, b.c3)"));
   EXPECT_TRUE(Has(sql, "ORDER BY b.c0, b.c4 DESC)"));
-  EXPECT_TRUE(Has(sql, "SELECT r0.*, e3.v AS a3, e3.x AS x3, e4.v AS a4, e4.x AS x4 FROM r0 LEFT JOIN e3 ON r0.__g = e3.__g "
-                       "LEFT JOIN e4 ON r0.__g = e4.__g), t AS ("));
+  EXPECT_TRUE(Has(sql,
+                  "SELECT r0.*, e3.v AS a3, e3.x AS x3, e4.v AS a4, e4.x AS x4 FROM r0 LEFT JOIN e3 ON r0.__g = e3.__g "
+                  "LEFT JOIN e4 ON r0.__g = e4.__g), t AS ("));
   EXPECT_TRUE(Has(sql, "pg_catalog.count(DISTINCT b.c8) AS a8"));
-  EXPECT_TRUE(Has(sql, "r0 AS (SELECT b.c0, pg_catalog.count(DISTINCT b.c8) AS a8, ROW(b.c0) AS __g FROM b GROUP BY b.c0)"));
+  EXPECT_TRUE(
+      Has(sql, "r0 AS (SELECT b.c0, pg_catalog.count(DISTINCT b.c8) AS a8, ROW(b.c0) AS __g FROM b GROUP BY b.c0)"));
   // The dirty groups' rows are read once.
   EXPECT_TRUE(Has(sql, "WITH b AS MATERIALIZED (SELECT "));
   // Each recomputed group finds its state row by one probe of the group index
   // (a NULL-safe join would be a nested loop over all dirty groups, quadratic
   // for a bulk DELETE); the UPDATE reaches those rows by ctid.
-  EXPECT_TRUE(Has(sql, "JOIN LATERAL (SELECT s.ctid FROM ivm_state.state_1 s WHERE s.g0 = r.c0 LIMIT 1) w ON true "
-                       "WHERE (r.c0 IS NOT NULL) UNION ALL "));
-  EXPECT_TRUE(Has(sql, "WHERE (s.g0 = r.c0 OR (s.g0 IS NULL AND r.c0 IS NULL)) LIMIT 1) w ON true WHERE NOT (r.c0 IS NOT NULL))"));
+  EXPECT_TRUE(Has(sql,
+                  "JOIN LATERAL (SELECT s.ctid FROM ivm_state.state_1 s WHERE s.g0 = r.c0 LIMIT 1) w ON true "
+                  "WHERE (r.c0 IS NOT NULL) UNION ALL "));
+  EXPECT_TRUE(Has(
+      sql, "WHERE (s.g0 = r.c0 OR (s.g0 IS NULL AND r.c0 IS NULL)) LIMIT 1) w ON true WHERE NOT (r.c0 IS NOT NULL))"));
   EXPECT_TRUE(Has(sql, "FROM t r WHERE s.ctid = r.__tid AND s.ctid = ANY (ARRAY(SELECT __tid FROM t)) AND s.__dirty"));
   EXPECT_TRUE(Lacks(sql, "WHERE s.__dirty AND (s.g0 = r.c0"));
   // Dirty groups are found by value (index friendly) ...
@@ -816,7 +852,9 @@ TEST(AggRecompute, GlobalRecomputesTheSingleRowWhenDirty) {
   const ViewPlan p = global_agg();
   const std::string sql = sql_agg_recompute(p);
   EXPECT_TRUE(Has(sql, "UPDATE ivm_state.state_2 s SET a3 = r.a3, x3 = r.x3, __dirty = false"));
-  EXPECT_TRUE(Has(sql, "e3 AS (SELECT b.c3 AS v, count(*) AS x FROM b WHERE b.c4 AND b.c3 IS NOT NULL GROUP BY b.c3 ORDER BY b.c3 LIMIT 1)"));
+  EXPECT_TRUE(Has(sql,
+                  "e3 AS (SELECT b.c3 AS v, count(*) AS x FROM b WHERE b.c4 AND b.c3 IS NOT NULL GROUP BY b.c3 ORDER "
+                  "BY b.c3 LIMIT 1)"));
   EXPECT_TRUE(Has(sql, "WHERE EXISTS (SELECT 1 FROM ivm_groups WHERE __dirty)"));
   // One row for the single group, whether or not any value is left.
   EXPECT_TRUE(Has(sql, "r0 AS (SELECT count(*) AS __rows FROM b)"));
@@ -884,18 +922,26 @@ TEST(AggApply, GroupedUpdatesInPlaceAndAddsOrRemovesGroups) {
   EXPECT_TRUE(Lacks(sql, "FROM ivm_state.state_1 s JOIN"));
   // ov: whether each group has an output row, its values (computed only then),
   // and the view's row, found by one NULL-safe probe on the group column.
-  EXPECT_TRUE(Has(sql, "ov AS (SELECT w.ctid AS __tid, f.__live, w.region AS o0, CASE WHEN f.__live THEN f.g0 END AS c0, "));
+  EXPECT_TRUE(
+      Has(sql, "ov AS (SELECT w.ctid AS __tid, f.__live, w.region AS o0, CASE WHEN f.__live THEN f.g0 END AS c0, "));
   // One probe per group (LIMIT 1: a group has at most one row), never a join
   // reading the whole view.
-  EXPECT_TRUE(Has(sql, "FROM (SELECT f.*, coalesce((f.__cnt > 0), false) AS __live FROM f) f LEFT JOIN LATERAL "
-                       "(SELECT w.ctid, w.region, w.n, w.total, "));
-  EXPECT_TRUE(Has(sql, " FROM public.v_sales w WHERE w.region = f.g0 LIMIT 1) w ON true WHERE (f.g0 IS NOT NULL) UNION ALL SELECT "));
-  EXPECT_TRUE(Has(sql, "FROM public.v_sales w WHERE (w.region = f.g0 OR (w.region IS NULL AND f.g0 IS NULL)) LIMIT 1) w ON true "
-                       "WHERE NOT (f.g0 IS NOT NULL))"));
+  EXPECT_TRUE(Has(sql,
+                  "FROM (SELECT f.*, coalesce((f.__cnt > 0), false) AS __live FROM f) f LEFT JOIN LATERAL "
+                  "(SELECT w.ctid, w.region, w.n, w.total, "));
+  EXPECT_TRUE(Has(
+      sql,
+      " FROM public.v_sales w WHERE w.region = f.g0 LIMIT 1) w ON true WHERE (f.g0 IS NOT NULL) UNION ALL SELECT "));
+  EXPECT_TRUE(
+      Has(sql,
+          "FROM public.v_sales w WHERE (w.region = f.g0 OR (w.region IS NULL AND f.g0 IS NULL)) LIMIT 1) w ON true "
+          "WHERE NOT (f.g0 IS NOT NULL))"));
   // Existing rows are updated in place by ctid (also given as an array: a TID
   // scan), only when a value changed.
   EXPECT_TRUE(Has(sql, "upd AS (UPDATE public.v_sales v SET (region, "));
-  EXPECT_TRUE(Has(sql, "FROM ov WHERE v.ctid = ov.__tid AND v.ctid = ANY (ARRAY(SELECT ov.__tid FROM ov WHERE ov.__live AND ROW(ov.o0, "));
+  EXPECT_TRUE(Has(sql,
+                  "FROM ov WHERE v.ctid = ov.__tid AND v.ctid = ANY (ARRAY(SELECT ov.__tid FROM ov WHERE ov.__live AND "
+                  "ROW(ov.o0, "));
   EXPECT_TRUE(Has(sql, ") IS DISTINCT FROM ROW(ov.c0, ov.c1"));
   // Rows of groups without an output row go; new groups' rows come.
   EXPECT_TRUE(Has(sql, "del AS (DELETE FROM public.v_sales v USING ov WHERE v.ctid = ov.__tid AND "));
@@ -903,18 +949,21 @@ TEST(AggApply, GroupedUpdatesInPlaceAndAddsOrRemovesGroups) {
   EXPECT_TRUE(Has(sql, "ins AS (INSERT INTO public.v_sales SELECT ov.c0, ov.c1"));
   EXPECT_TRUE(Has(sql, "FROM ov WHERE ov.__tid IS NULL AND ov.__live RETURNING *)"));
   // Groups that lost their last row leave the state too.
-  EXPECT_TRUE(Has(sql, "gc AS (DELETE FROM ivm_state.state_1 s USING (SELECT g0 FROM ivm_groups WHERE __cnt = 0) g WHERE"));
+  EXPECT_TRUE(
+      Has(sql, "gc AS (DELETE FROM ivm_state.state_1 s USING (SELECT g0 FROM ivm_groups WHERE __cnt = 0) g WHERE"));
   EXPECT_TRUE(Has(sql, "AND s.__cnt = 0)"));
   // The view's change: old and new values of updated rows, deleted and inserted rows.
   EXPECT_TRUE(Has(sql, "SELECT o0 AS region, "));
   EXPECT_TRUE(Has(sql, "-1::int8 AS __m FROM upd UNION ALL SELECT n0, "));
-  EXPECT_TRUE(Has(sql, "1::int8 FROM upd UNION ALL SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins"));
+  EXPECT_TRUE(
+      Has(sql, "1::int8 FROM upd UNION ALL SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins"));
 }
 
 TEST(AggApply, RecomputedGroupsAreReadFromTheState) {
   const ViewPlan p = grouped_agg(true);
   const std::string sql = sql_agg_apply(p, true);
-  EXPECT_TRUE(Has(sql, "FROM ivm_state.state_1 s JOIN ivm_groups g ON (s.g0 = g.g0 OR (s.g0 IS NULL AND g.g0 IS NULL))"));
+  EXPECT_TRUE(
+      Has(sql, "FROM ivm_state.state_1 s JOIN ivm_groups g ON (s.g0 = g.g0 OR (s.g0 IS NULL AND g.g0 IS NULL))"));
 }
 
 TEST(AggApply, Finalization) {
@@ -1028,7 +1077,8 @@ TEST(CreateStorage, SpjIndexesTheLocatorAndCreatesTheKeylock) {
 TEST(Populate, GlobalAggregateHasNoGroupBy) {
   const std::vector<std::string> sql = sql_populate(global_agg());
   ASSERT_EQ(2u, sql.size());
-  EXPECT_TRUE(Has(sql[0], "INSERT INTO ivm_state.state_2 (__k, __cnt, a0, a1, n1, a2, a3, a4, n4) SELECT true, count(*), "));
+  EXPECT_TRUE(
+      Has(sql[0], "INSERT INTO ivm_state.state_2 (__k, __cnt, a0, a1, n1, a2, a3, a4, n4) SELECT true, count(*), "));
   EXPECT_TRUE(Lacks(sql[0], "GROUP BY"));
   EXPECT_TRUE(Has(sql[0], "count(b.c1) FILTER (WHERE b.c2)"));
   EXPECT_TRUE(Has(sql[0], "pg_catalog.min(b.c3) FILTER (WHERE b.c4)"));
@@ -1040,8 +1090,9 @@ TEST(Populate, GlobalAggregateHasNoGroupBy) {
 TEST(Populate, GroupedAggregateGroupsByTheGroupColumns) {
   const std::vector<std::string> sql = sql_populate(grouped_agg(true));
   ASSERT_EQ(2u, sql.size());
-  EXPECT_TRUE(Has(sql[0], "INSERT INTO ivm_state.state_1 (g0, __cnt, a0, a1, n1, a2, n2, a3, a4, a5, n5, a6, a7, n7, a8) "
-                          "SELECT b.c0, count(*), count(*), "));
+  EXPECT_TRUE(Has(sql[0],
+                  "INSERT INTO ivm_state.state_1 (g0, __cnt, a0, a1, n1, a2, n2, a3, a4, a5, n5, a6, a7, n7, a8) "
+                  "SELECT b.c0, count(*), count(*), "));
   EXPECT_TRUE(Has(sql[0], "sum((b.c1)::numeric), count(b.c1)"));
   EXPECT_TRUE(Has(sql[0], "count(*) FILTER (WHERE b.c6)"));
   EXPECT_TRUE(Has(sql[0], "pg_catalog.count(DISTINCT b.c8)"));
@@ -1083,7 +1134,8 @@ TEST(Plan, NeedsRecomputeAndGlobal) {
     p.aggs.push_back(agg(k, "l1.year", "integer", "pg_catalog.f"));
     EXPECT_TRUE(p.needs_recompute()) << static_cast<int>(k);
   }
-  for (AggKind k : {AggKind::CountStar, AggKind::Count, AggKind::Sum, AggKind::Avg, AggKind::BoolAnd, AggKind::BoolOr}) {
+  for (AggKind k :
+       {AggKind::CountStar, AggKind::Count, AggKind::Sum, AggKind::Avg, AggKind::BoolAnd, AggKind::BoolOr}) {
     ViewPlan p = two_group_agg();
     p.aggs.push_back(agg(k, "l1.year", "integer"));
     EXPECT_FALSE(p.needs_recompute()) << static_cast<int>(k);
