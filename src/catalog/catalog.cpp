@@ -873,12 +873,10 @@ void recheck_unique_keys(pg::Spi& spi) {
   bool changed = false;
   for (std::uint32_t v : views) {
     plan::ViewPlan p = load_plan(spi, v);
-    if (!p.unique_key && !p.key_provable) continue;
     if (!reprove(spi, p)) continue;
+    // Views further down read it back (unique_on) in this loop.
     spi.exec_once("UPDATE ivm.views SET plan = " + quote_literal(plan::serialize(p)) +
                   " WHERE viewid = " + oid_text(v));
-    // Views further down read this one's uniqueness through its plan.
-    plan_cache().erase(v);
     changed = true;
   }
   if (changed) invalidate();

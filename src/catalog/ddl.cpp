@@ -351,6 +351,21 @@ EventTriggerData* event_data(FunctionCallInfo fcinfo, const char* function) {
   return reinterpret_cast<EventTriggerData*>(fcinfo->context);
 }
 
+// may_add_key: whether an ALTER TABLE may leave a column unique that was
+// not: it adds a constraint or an index.
+bool may_add_key(const AlterTableStmt* stmt) {
+  ListCell* lc;
+  foreach (lc, stmt->cmds) {
+    switch (static_cast<const AlterTableCmd*>(lfirst(lc))->subtype) {
+      case AT_AddConstraint:
+      case AT_AddIndex:
+      case AT_AddIndexConstraint: return true;
+      default: break;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 IVM_FUNCTION(ivm_on_ddl_start) {
@@ -386,9 +401,11 @@ IVM_FUNCTION(ivm_on_ddl_end) {
     return PointerGetDatum(nullptr);
   }
   if (IsA(tree, IndexStmt) || IsA(tree, AlterTableStmt)) {
-    // A unique index or key created (or an index attached) may prove the key
-    // a view lost, or never had.  Not for ivm's own indexes (create_view).
-    if (!catalog::OwnDdl::active()) {
+    // A unique index or key created may prove the key a view lost, or never
+    // had.  Not for ivm's own DDL, nor for an ALTER TABLE that adds no
+    // constraint or index (create_view's owner and replica identity changes).
+    bool may_prove = IsA(tree, IndexStmt) || may_add_key(reinterpret_cast<AlterTableStmt*>(tree));
+    if (may_prove && !catalog::OwnDdl::active()) {
       pg::Spi spi;
       catalog::recheck_unique_keys(spi);
     }

@@ -84,7 +84,7 @@ struct ViewPlan {
   // Everything unique_key needs but the uniqueness of the inputs (the shape,
   // the key operators and collations): a unique index created later (or
   // again) proves it then (catalog::recheck_unique_keys).  Plans stored
-  // before format 5 say false.
+  // before format 5 say so when their key was proven.
   bool key_provable = false;
 
   // Aggregate views (also SELECT DISTINCT, as GROUP BY every column).

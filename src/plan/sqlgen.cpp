@@ -937,11 +937,11 @@ std::string sql_agg_recompute(const ViewPlan& p) {
   // (= OR both NULL) can only be a nested loop, which a bulk DELETE emptying
   // the extremes of thousands of groups turned quadratic.
   std::vector<std::string> sg = state_groups(p);
-  std::string probe = "SELECT r.*, w.ctid AS __tid FROM r JOIN LATERAL (SELECT s.ctid FROM " + p.state +
+  std::string probe = "SELECT rc.*, w.ctid AS __tid FROM rc JOIN LATERAL (SELECT s.ctid FROM " + p.state +
                       " s WHERE :ON LIMIT 1) w ON true WHERE :ARM";
-  return "WITH r AS (" + r + "), t AS (" + probe_arms(probe, prefixed("s.", sg), prefixed("r.", lay.groups)) +
-         ") UPDATE " + p.state + " s SET " + join(sets, ", ") +
-         " FROM t r WHERE s.ctid = r.__tid AND s.ctid = ANY (ARRAY(SELECT __tid FROM t)) AND s.__dirty";
+  return "WITH rc AS (" + r + "), r AS (" + probe_arms(probe, prefixed("s.", sg), prefixed("rc.", lay.groups)) +
+         ") UPDATE " + p.state + " s SET " + join(sets, ", ") + " FROM r WHERE " + by_tid("s", "r", "true") +
+         " AND s.__dirty";
 }
 
 std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
