@@ -3,6 +3,7 @@
 #include "apply/wal.hpp"
 #include "apply/worker.hpp"
 #include "capture/statement.hpp"
+#include "capture/transaction.hpp"
 #include "catalog/catalog.hpp"
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
@@ -49,12 +50,14 @@ void on_xact(XactEvent event, void*) {
 void _PG_init(void) {
   RegisterXactCallback(on_xact, nullptr);
   capture::install_hooks();
+  capture::transaction_init();
   catalog::progress_init();  // before worker_init, which reserves the "ivm." prefix
   apply::worker_init();
   wal::init();
 }
 
 IVM_FUNCTION(ivm_create_view) {
+  capture::flush_transaction();  // the views first take what the transaction changed
   std::string name = text_arg(fcinfo, 0, "view name");
   std::string query = text_arg(fcinfo, 1, "query");
   std::string mode = PG_ARGISNULL(2) ? "immediate" : text_arg(fcinfo, 2, "mode");
@@ -65,6 +68,7 @@ IVM_FUNCTION(ivm_create_view) {
 }
 
 IVM_FUNCTION(ivm_drop_view) {
+  capture::flush_transaction();  // the views first take what the transaction changed
   std::string name = text_arg(fcinfo, 0, "view name");
   pg::Spi spi;
   std::uint32_t view = catalog::lookup(spi, name);
@@ -74,6 +78,7 @@ IVM_FUNCTION(ivm_drop_view) {
 }
 
 IVM_FUNCTION(ivm_refresh) {
+  capture::flush_transaction();  // the views first take what the transaction changed
   std::string name = text_arg(fcinfo, 0, "view name");
   pg::Spi spi;
   std::uint32_t view = catalog::lookup(spi, name);
@@ -100,6 +105,7 @@ IVM_FUNCTION(ivm_upgrade_view) {
 }
 
 IVM_FUNCTION(ivm_verify) {
+  capture::flush_transaction();  // the views first take what the transaction changed
   std::string name = text_arg(fcinfo, 0, "view name");
   pg::Spi spi;
   std::uint32_t view = catalog::lookup(spi, name);
@@ -124,6 +130,7 @@ IVM_FUNCTION(ivm_explain) {
 }
 
 IVM_FUNCTION(ivm_apply_deltas) {
+  capture::flush_transaction();  // the views first take what the transaction changed
   pg::Spi spi;
   std::uint32_t view = PG_ARGISNULL(0) ? 0 : catalog::lookup(spi, text_arg(fcinfo, 0, "view name"));
   TimestampTz start = GetCurrentTimestamp();
@@ -144,6 +151,7 @@ IVM_FUNCTION(ivm_apply_deltas) {
 }
 
 IVM_FUNCTION(ivm_set_mode) {
+  capture::flush_transaction();  // the views first take what the transaction changed
   std::string name = text_arg(fcinfo, 0, "view name");
   std::string mode = text_arg(fcinfo, 1, "mode");
   pg::Spi spi;

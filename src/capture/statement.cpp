@@ -2,6 +2,7 @@
 // changes maintained when their enclosing statement finishes.
 #include "apply/maintain.hpp"  // plan headers first: they refuse to follow postgres.h
 #include "capture/statement.hpp"
+#include "capture/transaction.hpp"
 
 #include <functional>
 #include <map>
@@ -21,16 +22,9 @@ constexpr int kMaxFrames = 1024;
 Frame frames[kMaxFrames];
 int depth = 0;
 
-struct Stores {
-  Tuplestorestate* inserted = nullptr;
-  Tuplestorestate* deleted = nullptr;
-  TupleDesc inserted_desc = nullptr;
-  TupleDesc deleted_desc = nullptr;
-};
-
 struct Pending {
   MemoryContext cxt = nullptr;
-  std::map<std::uint32_t, Stores> changes;
+  Buffered changes;
 };
 
 std::map<QueryDesc*, Pending>& pending() {
@@ -67,37 +61,7 @@ void flush(QueryDesc* q) {
   if (it == all.end()) return;
   Pending p = std::move(it->second);
   all.erase(it);
-  pg::Spi spi;
-  pg::PinnedSearchPath pinned;
-  apply::Changed changed;
-  std::uint64_t rows = 0;
-  for (const auto& [relid, st] : p.changes) {
-    plan::DeltaSource d;
-    // The name carries the row type (columns can be dropped between two
-    // statements): a cached plan must never meet another shape under it.
-    TupleDesc desc = st.inserted ? st.inserted_desc : st.deleted_desc;
-    std::string shape;
-    for (int i = 0; i < desc->natts; i++)
-      shape += std::string(NameStr(TupleDescAttr(desc, i)->attname)) + ":" +
-               std::to_string(TupleDescAttr(desc, i)->atttypid) + ",";
-    std::string base =
-        "ivm_pending_" + std::to_string(relid) + "_" + std::to_string(std::hash<std::string>{}(shape) % 1000000);
-    if (st.inserted) {
-      d.inserted = base + "_new";
-      rows += static_cast<std::uint64_t>(tuplestore_tuple_count(st.inserted));
-      spi.register_store(d.inserted, st.inserted, st.inserted_desc);
-    }
-    if (st.deleted) {
-      d.deleted = base + "_old";
-      rows += static_cast<std::uint64_t>(tuplestore_tuple_count(st.deleted));
-      spi.register_store(d.deleted, st.deleted, st.deleted_desc);
-    }
-    changed[relid] = d;
-  }
-  {
-    apply::LargeBatch settings(spi, rows);
-    apply::propagate(spi, changed, apply::Phase::Write);
-  }
+  if (!adopt_statement(p.changes)) maintain_buffered(p.changes);
   pg::pg_call([&] {
     for (const auto& [relid, st] : p.changes) {
       if (st.inserted) tuplestore_end(st.inserted);
@@ -164,9 +128,70 @@ void install_hooks() {
   ExecutorFinish_hook = ivm_executor_finish;
 }
 
+bool buffering() { return !pending().empty(); }
+
 void reset() {
   depth = 0;
   pending().clear();
+}
+
+void maintain_buffered(const Buffered& changes) {
+  pg::Spi spi;
+  pg::PinnedSearchPath pinned;
+  apply::Changed changed;
+  std::uint64_t rows = 0;
+  for (const auto& [relid, st] : changes) {
+    plan::DeltaSource d;
+    // The name carries the row type (columns can be dropped between two
+    // statements): a cached plan must never meet another shape under it.
+    TupleDesc desc = st.inserted ? st.inserted_desc : st.deleted_desc;
+    std::string shape;
+    for (int i = 0; i < desc->natts; i++)
+      shape += std::string(NameStr(TupleDescAttr(desc, i)->attname)) + ":" +
+               std::to_string(TupleDescAttr(desc, i)->atttypid) + ",";
+    std::string base =
+        "ivm_pending_" + std::to_string(relid) + "_" + std::to_string(std::hash<std::string>{}(shape) % 1000000);
+    if (st.inserted) {
+      d.inserted = base + "_new";
+      rows += static_cast<std::uint64_t>(tuplestore_tuple_count(st.inserted));
+      spi.register_store(d.inserted, st.inserted, st.inserted_desc);
+    }
+    if (st.deleted) {
+      d.deleted = base + "_old";
+      rows += static_cast<std::uint64_t>(tuplestore_tuple_count(st.deleted));
+      spi.register_store(d.deleted, st.deleted, st.deleted_desc);
+    }
+    changed[relid] = d;
+  }
+  apply::LargeBatch settings(spi, rows);
+  apply::propagate(spi, changed, apply::Phase::Write);
+}
+
+void copy_rows(MemoryContext cxt, Tuplestorestate*& store, TupleDesc& desc, Tuplestorestate* from, TupleDesc from_desc) {
+  pg::pg_call([&] {
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    if (!store) {
+      store = tuplestore_begin_heap(false, false, work_mem);
+      desc = CreateTupleDescCopy(from_desc);
+    }
+    TupleTableSlot* slot = MakeSingleTupleTableSlot(from_desc, &TTSOpsMinimalTuple);
+    int ptr = tuplestore_alloc_read_pointer(from, EXEC_FLAG_REWIND);
+    tuplestore_select_read_pointer(from, ptr);
+    tuplestore_rescan(from);
+    while (tuplestore_gettupleslot(from, true, false, slot)) {
+      CHECK_FOR_INTERRUPTS();
+      tuplestore_puttupleslot(store, slot);
+    }
+    tuplestore_select_read_pointer(from, 0);
+    ExecDropSingleTupleTableSlot(slot);
+    MemoryContextSwitchTo(old);
+  });
+}
+
+bool statement_under_way() {
+  for (int i = 0; i < depth; ++i)
+    if (frames[i].modifies) return true;
+  return false;
 }
 
 namespace {
@@ -199,7 +224,17 @@ bool may_cascade(Relation rel) {
 
 }  // namespace
 
-bool buffer_if_nested(pg::Spi& spi, TriggerData* td) {
+bool has_user_triggers(Oid relid) {
+  return pg::pg_call([&] {
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel)) return false;
+    bool any = may_cascade(rel);
+    RelationClose(rel);
+    return any;
+  });
+}
+
+bool buffer_if_nested(TriggerData* td) {
   // Statement triggers fire inside the ExecutorFinish of the statement that
   // queued them (the top frame).  Their change belongs to a larger statement
   // when (1) an enclosing data-modifying statement is still under way below
@@ -224,14 +259,9 @@ bool buffer_if_nested(pg::Spi& spi, TriggerData* td) {
     p.cxt = pg::pg_call(
         [] { return AllocSetContextCreate(TopTransactionContext, "ivm pending changes", ALLOCSET_DEFAULT_SIZES); });
   Stores& st = p.changes[relid];
-  if (td->tg_newtable) {
-    spi.exec_once("SELECT * FROM ivm_new");  // not cached: the row type differs per table
-    spi.append_result(p.cxt, st.inserted, st.inserted_desc);
-  }
-  if (td->tg_oldtable) {
-    spi.exec_once("SELECT * FROM ivm_old");
-    spi.append_result(p.cxt, st.deleted, st.deleted_desc);
-  }
+  TupleDesc rowtype = RelationGetDescr(td->tg_relation);
+  if (td->tg_newtable) copy_rows(p.cxt, st.inserted, st.inserted_desc, td->tg_newtable, rowtype);
+  if (td->tg_oldtable) copy_rows(p.cxt, st.deleted, st.deleted_desc, td->tg_oldtable, rowtype);
   return true;
 }
 

@@ -5,6 +5,7 @@
 // subscription's apply worker makes, which fires no statement trigger.
 #include "apply/maintain.hpp"
 #include "capture/statement.hpp"
+#include "capture/transaction.hpp"
 #include "catalog/catalog.hpp"
 #include "pg/spi.hpp"
 
@@ -101,20 +102,28 @@ namespace {
 // capture_change: a statement's change of a base table (transition tables in td).
 Datum capture_change(TriggerData* td) {
   std::uint32_t relid = RelationGetRelid(td->tg_relation);
-  if (!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && record_directly(td, relid)) return PointerGetDatum(nullptr);
+  bool truncate = TRIGGER_FIRED_BY_TRUNCATE(td->tg_event);
+  if (!truncate) {
+    if (record_directly(td, relid)) return PointerGetDatum(nullptr);
+    if (!catalog::cached_capture_route(relid)) {
+      pg::Spi spi;
+      pg::PinnedSearchPath pinned;
+      (void)catalog::capture_route(spi, relid);  // so that the next write may take the fast path
+    }
+    // Part of a larger statement, or of the transaction's changes: maintained later.
+    if (capture::buffer_if_nested(td) || capture::buffer_for_transaction(td)) return PointerGetDatum(nullptr);
+  }
   pg::Spi spi;
   pg::PinnedSearchPath pinned;
-  if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && TRIGGER_FIRED_BEFORE(td->tg_event)) {
+  if (truncate && TRIGGER_FIRED_BEFORE(td->tg_event)) {
     // Deferred views will see the vanishing rows as deletions.
     apply::record_truncate(spi, relid);
-  } else if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
+  } else if (truncate) {
     // TRUNCATE has no transition table; the table is now empty, so the
     // immediate views reading it are rebuilt.
     apply::refresh_dependents(spi, relid);
   } else {
-    (void)catalog::capture_route(spi, relid);  // so that the next write may take the fast path
     spi.register_trigger_data(td);
-    if (capture::buffer_if_nested(spi, td)) return PointerGetDatum(nullptr);
     plan::DeltaSource source{td->tg_newtable ? "ivm_new" : "", td->tg_oldtable ? "ivm_old" : "", ""};
     std::uint64_t rows = pg::pg_call([td] {
       return static_cast<std::uint64_t>((td->tg_newtable ? tuplestore_tuple_count(td->tg_newtable) : 0) +

@@ -51,6 +51,11 @@ std::map<std::uint32_t, CaptureRoute>& route_cache() {
   static std::map<std::uint32_t, CaptureRoute> cache;
   return cache;
 }
+// The tables of all views, when known (see view_tables()).
+std::optional<std::set<std::uint32_t>>& view_table_cache() {
+  static std::optional<std::set<std::uint32_t>> cache;
+  return cache;
+}
 std::map<std::uint32_t, std::optional<DeltaTable>>& delta_cache() {
   static std::map<std::uint32_t, std::optional<DeltaTable>> cache;
   return cache;
@@ -68,6 +73,7 @@ void on_relcache(Datum, Oid relid) {
     dependents_cache().clear();
     delta_cache().clear();
     route_cache().clear();
+    view_table_cache().reset();
     plan_cache().clear();
     // ivm.views itself may be gone (DROP EXTENSION, here or in another
     // session) and come back with a new oid: looked up again on next use,
@@ -94,6 +100,7 @@ void invalidate() {
   dependents_cache().clear();
   delta_cache().clear();
   route_cache().clear();
+  view_table_cache().reset();
 }
 
 std::string relation_name(std::uint32_t relid) {
@@ -497,6 +504,23 @@ std::vector<Dependent> dependents(pg::Spi& spi, std::uint32_t relation) {
   }
   dependents_cache()[key] = out;
   return out;
+}
+
+const std::set<std::uint32_t>& view_tables(pg::Spi& spi) {
+  watch_catalog();
+  auto& cache = view_table_cache();
+  if (cache) return *cache;
+  std::set<std::uint32_t> out;
+  spi.exec("SELECT viewid::oid FROM ivm.views");
+  for (uint64 i = 0; i < spi.rows(); ++i) out.insert(static_cast<std::uint32_t>(std::stoul(spi.text(i, 1))));
+  cache = std::move(out);
+  return *cache;
+}
+
+const std::set<std::uint32_t>* cached_view_tables() {
+  if (!callback_registered || views_recheck) return nullptr;
+  auto& cache = view_table_cache();
+  return cache ? &*cache : nullptr;
 }
 
 const CaptureRoute* cached_capture_route(std::uint32_t relation) {

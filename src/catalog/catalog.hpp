@@ -6,6 +6,7 @@
 #include "pg/spi.hpp"
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,10 @@ struct CaptureRoute {
   std::vector<int> attnums;       // the relation's attnum of each delta column
 };
 const CaptureRoute& capture_route(pg::Spi& spi, std::uint32_t relation);
+// view_tables: the tables of all incremental views (cached per backend,
+// like the routes).
+const std::set<std::uint32_t>& view_tables(pg::Spi& spi);
+const std::set<std::uint32_t>* cached_view_tables();  // nullptr if not cached
 // cached_capture_route: the route if cached (no catalog access), else nullptr.
 const CaptureRoute* cached_capture_route(std::uint32_t relation);
 // delta_relations: relations with a delta table; with view != 0, only those the
