@@ -167,7 +167,8 @@ void maintain_buffered(const Buffered& changes) {
   apply::propagate(spi, changed, apply::Phase::Write);
 }
 
-void copy_rows(MemoryContext cxt, Tuplestorestate*& store, TupleDesc& desc, Tuplestorestate* from, TupleDesc from_desc) {
+void copy_rows(MemoryContext cxt, Tuplestorestate*& store, TupleDesc& desc, Tuplestorestate* from,
+               TupleDesc from_desc) {
   pg::pg_call([&] {
     MemoryContext old = MemoryContextSwitchTo(cxt);
     if (!store) {

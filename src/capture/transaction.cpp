@@ -78,9 +78,8 @@ class TopOwner {
 // subtransaction, created if there is none.
 Segment& segment_for(std::uint32_t relid) {
   if (!buffer_cxt)
-    buffer_cxt = pg::pg_call([] {
-      return AllocSetContextCreate(TopTransactionContext, "ivm transaction changes", ALLOCSET_DEFAULT_SIZES);
-    });
+    buffer_cxt = pg::pg_call(
+        [] { return AllocSetContextCreate(TopTransactionContext, "ivm transaction changes", ALLOCSET_DEFAULT_SIZES); });
   SubTransactionId sub = pg::pg_call([] { return GetCurrentSubTransactionId(); });
   for (auto it = segments.rbegin(); it != segments.rend(); ++it)
     if (it->relid == relid && it->origin == sub && it->flushed_in == InvalidSubTransactionId) return *it;
@@ -258,10 +257,8 @@ bool flushes_before(Node* stmt) {
     case T_ExplainStmt:
     case T_NotifyStmt:
     case T_ListenStmt:
-    case T_UnlistenStmt:
-      return false;
-    default:
-      return true;
+    case T_UnlistenStmt: return false;
+    default: return true;
   }
 }
 
@@ -293,19 +290,16 @@ void on_xact(XactEvent event, void*) {
       PushActiveSnapshot(GetTransactionSnapshot());
       boundary([] { flush(); });
       PopActiveSnapshot();
-      // Maintenance may have queued deferred triggers (a user's constraint
-      // trigger on a view's table) after the transaction fired its own.
-      AfterTriggerFireDeferred();
+      // No deferred trigger can have been queued after the transaction fired
+      // its own: maintenance runs as a security-restricted operation, where
+      // PostgreSQL refuses to queue them.
       return;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PREPARE:
     case XACT_EVENT_PARALLEL_COMMIT:
-    case XACT_EVENT_PARALLEL_ABORT:
-      forget();
-      return;
-    default:
-      return;
+    case XACT_EVENT_PARALLEL_ABORT: forget(); return;
+    default: return;
   }
 }
 
