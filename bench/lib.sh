@@ -38,15 +38,18 @@
 #                                                        (the 'wal' configuration needs them)
 #   shared_preload_libraries = 'ivm', ivm.databases = $BENCH_IVM_DATABASES,
 #   ivm.apply_interval = 1s                              (the background worker, bench/oltp)
+#   max_worker_processes = 16                            (one ivm worker per database listed:
+#                                                        the default 8 would leave some without)
 # Extra lines for postgresql.conf may be given in IVM_BENCH_EXTRA_CONF (newline-separated).
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BENCH_IVM_DATABASES="oltp_none,oltp_immediate,oltp_deferred,oltp_wal,oltp_triggers,oltp_immediate6,oltp_mixed,oltp_batched"
+BENCH_IVM_DATABASES="oltp_none,oltp_immediate,oltp_deferred,oltp_wal,oltp_triggers,oltp_immediate6,oltp_mixed,oltp_batched,oltp_batched7"
 IVM_BENCH_SHARED_BUFFERS="${IVM_BENCH_SHARED_BUFFERS:-2GB}"
 BENCH_SETTINGS=(shared_buffers max_wal_size min_wal_size checkpoint_timeout wal_level fsync
                 synchronous_commit full_page_writes work_mem maintenance_work_mem jit
                 max_locks_per_transaction autovacuum max_replication_slots
-                shared_preload_libraries ivm.databases ivm.apply_interval output_plugin_libraries)
+                shared_preload_libraries ivm.databases ivm.apply_interval output_plugin_libraries
+                max_worker_processes)
 
 bench_views() {
     local dir="$1" f
@@ -91,6 +94,7 @@ bench_cluster_start() {
         echo "shared_preload_libraries = 'ivm'"
         echo "ivm.databases = '$BENCH_IVM_DATABASES'"
         echo "ivm.apply_interval = 1s"
+        echo "max_worker_processes = 16"
         [[ -n "${IVM_BENCH_EXTRA_CONF:-}" ]] && printf '%s\n' "$IVM_BENCH_EXTRA_CONF"
     } >>"$conf"
     (cd "$IVM_CLUSTER_DIR" && runuser -u postgres -- "$IVM_PG_BIN/pg_ctl" -D "$IVM_CLUSTER_DIR/data" \
