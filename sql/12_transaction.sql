@@ -116,13 +116,25 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE TRIGGER audit_ord AFTER INSERT ON ord FOR EACH ROW EXECUTE FUNCTION audit_ord();
+-- A statement trigger sees the views as they were before its own statement, as in mode
+-- 'statement' (the change of a table with other triggers is maintained when its statement
+-- ends), and every earlier statement's change.
+CREATE FUNCTION audit_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO audit SELECT -1, sum(n) FROM per_cust;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER zz_audit_stmt AFTER INSERT ON ord FOR EACH STATEMENT EXECUTE FUNCTION audit_stmt();
 BEGIN;
 UPDATE ord SET cust = 1 WHERE id = 150;
 INSERT INTO ord VALUES (160, 1, 1, 'paid');
+INSERT INTO ord VALUES (161, 1, 1, 'paid');
+SELECT count(*) AS orders FROM ord;
 COMMIT;
 TABLE audit;
 SELECT chk_all();
 DROP TRIGGER audit_ord ON ord;
+DROP TRIGGER zz_audit_stmt ON ord;
 
 -- A function that reads a view, called by a data-modifying statement while changes wait:
 -- that statement's own change is under way, so maintaining the earlier ones now would mix

@@ -356,8 +356,10 @@ bool buffer_for_transaction(TriggerData* td) {
   std::uint32_t relid = RelationGetRelid(td->tg_relation);
   append(relid, td->tg_newtable, td->tg_oldtable, RelationGetDescr(td->tg_relation));
   // A large change is maintained now, with the settings for its size, as
-  // a statement's would be; and a pending change never waits behind one
-  // maintained at once.
+  // a statement's would be; and in mode 'statement' a change is maintained
+  // at once, together with the changes still waiting.  (A table with other
+  // triggers never comes here: its statement's changes are buffered for the
+  // statement's end (statement.cpp), then handed over by adopt_statement.)
   if (!batch || pending_rows > apply::LargeBatch::kLargeBatch) flush();
   return true;
 }
