@@ -166,7 +166,20 @@ SELECT n FROM per_cust WHERE cust = 5;
 COMMIT;
 SELECT chk_all();
 
--- 8. TRUNCATE and DDL in the middle of a transaction maintain what waits first.
+-- 8. Two-phase commit: PREPARE TRANSACTION maintains what waits; the views' changes are part
+--    of the prepared transaction, committed or rolled back with it.
+BEGIN;
+INSERT INTO ord VALUES (195, 5, 10, 'paid');
+PREPARE TRANSACTION 'ivm_tx_1';
+COMMIT PREPARED 'ivm_tx_1';
+BEGIN;
+INSERT INTO ord VALUES (196, 5, 20, 'paid');
+PREPARE TRANSACTION 'ivm_tx_2';
+ROLLBACK PREPARED 'ivm_tx_2';
+SELECT n, total FROM per_cust WHERE cust = 5;
+SELECT chk_all();
+
+-- 9. TRUNCATE and DDL in the middle of a transaction maintain what waits first.
 BEGIN;
 INSERT INTO ord VALUES (200, 6, 3, 'paid');
 ALTER TABLE ord ADD COLUMN note text;
