@@ -109,6 +109,12 @@ for mode in immediate deferred wal; do
 done
 sub -c "SELECT ivm.create_view('wal.order_count', 'SELECT count(*) AS n, sum(order_total) AS total FROM orders', mode => 'wal')" \
     -c "SELECT ivm.create_view('imm.order_count', 'SELECT count(*) AS n, sum(order_total) AS total FROM orders')" >/dev/null
+# IVM_CDC_IMMEDIATE_APPLY=transaction: the apply worker (and the initial copy) maintain the
+# immediate views a replicated transaction at a time (ivm.immediate_apply, set for the database).
+if [[ -n "${IVM_CDC_IMMEDIATE_APPLY:-}" ]]; then
+    sub -c "ALTER DATABASE $db SET ivm.immediate_apply = '$IVM_CDC_IMMEDIATE_APPLY'"
+    say "subscriber database: ivm.immediate_apply = '$IVM_CDC_IMMEDIATE_APPLY'"
+fi
 say "subscriber: $(sub -c "SELECT count(*) FROM ivm.views WHERE NOT internal") views"
 sub -c "CREATE SUBSCRIPTION cdc_sub CONNECTION 'host=$pub_dir port=$pub_port user=postgres dbname=$db' PUBLICATION cdc_pub" 2>&1 |
     grep -v "^NOTICE" || true
