@@ -150,11 +150,25 @@ SAVEPOINT f;
 UPDATE ord SET amt = top_of(2) WHERE id = 170;
 \set VERBOSITY terse
 ROLLBACK TO f;
+
 -- In a statement of its own, the read is fine.
 SELECT top_of(2) AS top;
 UPDATE ord SET amt = top_of(2) WHERE id = 170;   -- nothing waits now
 COMMIT;
 SELECT chk_all();
+-- The same for a function that writes a table with triggers (they could read a view).
+CREATE TABLE noted (id int);
+CREATE FUNCTION noted_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER noted_row AFTER INSERT ON noted FOR EACH ROW EXECUTE FUNCTION noted_row();
+CREATE FUNCTION note(i int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO noted VALUES (i);
+    RETURN i;
+END $$;
+BEGIN;
+INSERT INTO ord VALUES (171, 2, 20, 'paid');
+INSERT INTO audit VALUES (note(171), 0);
+ROLLBACK;
 
 -- 7. Back to 'statement' in the middle of a transaction: the next change is maintained at
 --    once, together with those still waiting.

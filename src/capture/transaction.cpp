@@ -169,10 +169,11 @@ void flush_then_see(Snapshot snapshot, const char* what) {
                     std::string("cannot ") + what +
                         " inside a data-modifying statement while the transaction's earlier changes await "
                         "maintenance",
-                    "ivm.immediate_apply is 'transaction': the incremental views are maintained before the "
-                    "transaction reads them, which a statement under way cannot wait for.",
-                    "SET ivm.immediate_apply = 'statement' for this transaction, or read the view in a statement "
-                    "of its own.");
+                    "ivm.immediate_apply is 'transaction': what the transaction changed is maintained before a "
+                    "statement that could see the incremental views starts, and a statement under way cannot "
+                    "wait for that.",
+                    "SET ivm.immediate_apply = 'statement' for this transaction, or run this in a statement of "
+                    "its own.");
   flush();
   pg::pg_call([&] {
     CommandCounterIncrement();
@@ -229,7 +230,9 @@ void boundary(F&& f) {
 void ivm_executor_start(QueryDesc* q, int eflags) {
   if (pending() && !flushing && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
     boundary([&] {
-      if (reads_view(q) || writes_through_triggers(q)) flush_then_see(q->snapshot, "read an incremental view");
+      bool reads = reads_view(q);
+      if (reads || writes_through_triggers(q))
+        flush_then_see(q->snapshot, reads ? "read an incremental view" : "change a table that has triggers");
     });
   if (prev_start)
     prev_start(q, eflags);
