@@ -71,19 +71,6 @@ void flush(QueryDesc* q) {
   });
 }
 
-// flush_boundary: flush, with C++ exceptions turned into an ereport once the
-// C++ frames are gone (we are called from a C hook).
-void flush_boundary(QueryDesc* q) {
-  std::exception_ptr failure;
-  try {
-    flush(q);
-    return;
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  pg::raise(std::move(failure));
-}
-
 void ivm_executor_run(QueryDesc* q, ScanDirection direction, uint64 count, bool execute_once) {
   push(q);
   PG_TRY();
@@ -106,8 +93,9 @@ void ivm_executor_finish(QueryDesc* q) {
       prev_finish(q);
     else
       standard_ExecutorFinish(q);
-    // Every trigger of the statement has fired: maintain what it buffered.
-    if (pending().count(q)) flush_boundary(q);
+    // Every trigger of the statement has fired: maintain what it buffered
+    // (C++ errors become an ereport once the C++ frames are gone).
+    if (pending().count(q)) pg::cpp_callback([q] { flush(q); });
   }
   PG_CATCH();
   {

@@ -206,8 +206,8 @@ bool reads_view(QueryDesc* q) {
 // view while the statement is under way: flushed before it starts).
 bool writes_through_triggers(QueryDesc* q) {
   PlannedStmt* ps = q->plannedstmt;
-  if (!ps || q->operation == CMD_SELECT) return ps && ps->hasModifyingCTE;
-  ListCell* lc;
+  if (!ps) return false;
+  ListCell* lc;  // every ModifyTable's target, data-modifying CTEs' included
   foreach (lc, ps->resultRelations) {
     RangeTblEntry* rte = rt_fetch(lfirst_int(lc), ps->rtable);
     if (has_user_triggers(rte->relid)) return true;
@@ -215,21 +215,9 @@ bool writes_through_triggers(QueryDesc* q) {
   return false;
 }
 
-template <typename F>
-void boundary(F&& f) {
-  std::exception_ptr failure;
-  try {
-    f();
-    return;
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  pg::raise(std::move(failure));
-}
-
 void ivm_executor_start(QueryDesc* q, int eflags) {
   if (pending() && !flushing && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
-    boundary([&] {
+    pg::cpp_callback([&] {
       bool reads = reads_view(q);
       if (reads || writes_through_triggers(q))
         flush_then_see(q->snapshot, reads ? "read an incremental view" : "change a table that has triggers");
@@ -268,7 +256,8 @@ bool flushes_before(Node* stmt) {
 void ivm_process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
                          ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
   if (pending() && !flushing && flushes_before(pstmt->utilityStmt))
-    boundary([&] { flush_then_see(ActiveSnapshotSet() ? GetActiveSnapshot() : nullptr, "run a utility command"); });
+    pg::cpp_callback(
+        [&] { flush_then_see(ActiveSnapshotSet() ? GetActiveSnapshot() : nullptr, "run a utility command"); });
   if (prev_utility)
     prev_utility(pstmt, query, read_only_tree, context, params, env, dest, qc);
   else
@@ -291,7 +280,7 @@ void on_xact(XactEvent event, void*) {
       // COMMIT runs with no snapshot; maintenance reads with the
       // transaction's (statements take fresh ones under READ COMMITTED).
       PushActiveSnapshot(GetTransactionSnapshot());
-      boundary([] { flush(); });
+      pg::cpp_callback([] { flush(); });
       PopActiveSnapshot();
       // No deferred trigger can have been queued after the transaction fired
       // its own: maintenance runs as a security-restricted operation, where
@@ -313,6 +302,10 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
     // maintenance inside it consumed is pending again (undone too).
     for (Segment& s : segments) {
       if (s.origin == sub) {
+        if (s.flushed_in == InvalidSubTransactionId) {
+          --pending_segments;
+          pending_rows -= s.rows;
+        }
         end_stores(s);
       } else if (s.flushed_in == sub) {
         s.flushed_in = InvalidSubTransactionId;
@@ -320,11 +313,6 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
         pending_rows += s.rows;
       }
     }
-    for (const Segment& s : segments)
-      if (s.origin == sub && s.flushed_in == InvalidSubTransactionId) {
-        --pending_segments;
-        pending_rows -= s.rows;
-      }
     drop_if([sub](const Segment& s) { return s.origin == sub; });
   } else if (event == SUBXACT_EVENT_COMMIT_SUB) {
     for (Segment& s : segments) {
@@ -334,6 +322,25 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
     }
     drop_if([](const Segment& s) { return s.flushed_in == TopSubTransactionId; });
   }
+}
+
+// take: appends a change (append_all) to the buffer when the transaction's
+// changes are maintained together, or when changes wait (they must not be
+// overtaken); false when the caller must maintain it now (a change caused by
+// a flush's own maintenance, or nothing waits in mode 'statement').  A
+// large change is maintained at once, with the settings for its size, as a
+// statement's would be, and so is any change in mode 'statement'.  (A table
+// with other triggers never reaches the buffer from its trigger: its
+// statement's changes are buffered for the statement's end, statement.cpp,
+// then handed over by adopt_statement.)
+template <typename F>
+bool take(F&& append_all) {
+  if (flushing) return false;
+  bool batch = batching();
+  if (!batch && !pending()) return false;
+  append_all();
+  if (!batch || pending_rows > apply::LargeBatch::kLargeBatch) flush();
+  return true;
 }
 
 }  // namespace
@@ -353,30 +360,16 @@ void transaction_init() {
 }
 
 bool buffer_for_transaction(TriggerData* td) {
-  if (flushing) return false;
-  bool batch = batching();
-  if (!batch && !pending()) return false;
-  std::uint32_t relid = RelationGetRelid(td->tg_relation);
-  append(relid, td->tg_newtable, td->tg_oldtable, RelationGetDescr(td->tg_relation));
-  // A large change is maintained now, with the settings for its size, as
-  // a statement's would be; and in mode 'statement' a change is maintained
-  // at once, together with the changes still waiting.  (A table with other
-  // triggers never comes here: its statement's changes are buffered for the
-  // statement's end (statement.cpp), then handed over by adopt_statement.)
-  if (!batch || pending_rows > apply::LargeBatch::kLargeBatch) flush();
-  return true;
+  return take([td] {
+    append(RelationGetRelid(td->tg_relation), td->tg_newtable, td->tg_oldtable, RelationGetDescr(td->tg_relation));
+  });
 }
 
 bool adopt_statement(Buffered& changes) {
-  if (flushing) return false;
-  bool batch = batching();
-  if (!batch && !pending()) return false;
-  for (const auto& [relid, st] : changes) {
-    TupleDesc rowtype = st.inserted ? st.inserted_desc : st.deleted_desc;
-    append(relid, st.inserted, st.deleted, rowtype);
-  }
-  if (!batch || pending_rows > apply::LargeBatch::kLargeBatch) flush();
-  return true;
+  return take([&changes] {
+    for (const auto& [relid, st] : changes)
+      append(relid, st.inserted, st.deleted, st.inserted ? st.inserted_desc : st.deleted_desc);
+  });
 }
 
 void flush_transaction() {
