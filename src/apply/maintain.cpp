@@ -19,7 +19,10 @@ namespace {
 // The SQL of a view's steps for one shape of change, generated once per
 // backend: the text is long and the same for every statement of that shape.
 struct Steps {
-  std::string lock, spj, upsert, recompute, apply_clean, apply_dirty;
+  std::string lock, spj, upsert, recompute;
+  // apply[dirty][null_keys][emptied]: the view's update for each case of the
+  // groups the upsert returned (plan::AggApplyCase).
+  std::string apply[2][2][2];
 };
 
 const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusive) {
@@ -40,8 +43,10 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
   } else {
     s.upsert = plan::sql_agg_upsert(p, c);
     if (p.needs_recompute()) s.recompute = plan::sql_agg_recompute(p);
-    s.apply_clean = plan::sql_agg_apply(p, false);
-    if (p.needs_recompute()) s.apply_dirty = plan::sql_agg_apply(p, true);
+    for (int dirty = 0; dirty < (p.needs_recompute() ? 2 : 1); ++dirty)
+      for (int nulls = 0; nulls < 2; ++nulls)
+        for (int emptied = 0; emptied < 2; ++emptied)
+          s.apply[dirty][nulls][emptied] = plan::sql_agg_apply(p, dirty, {nulls == 1, emptied == 1});
   }
   return cache.emplace(std::move(key), std::move(s)).first->second;
 }
@@ -56,15 +61,23 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   if (!s.lock.empty()) spi.exec(s.lock);
   if (!p.aggregate) return spi.exec(s.spj);
   if (spi.exec(s.upsert) == 0) return 0;
-  bool dirty = false;
-  int dirty_col = spi.column("__dirty");
-  for (uint64 i = 0; i < spi.rows() && !dirty; ++i) dirty = spi.boolean(i, dirty_col);
+  // What the returned groups need (plan::AggApplyCase); the recomputation
+  // below changes aggregate values only, never a group's key or row count.
+  bool dirty = false, nulls = false, emptied = false;
+  int dirty_col = spi.column("__dirty"), count_col = spi.column("__cnt");
+  std::vector<int> key_cols;
+  for (std::size_t g = 0; g < p.groups.size(); ++g) key_cols.push_back(spi.column(("g" + std::to_string(g)).c_str()));
+  for (uint64 i = 0; i < spi.rows(); ++i) {
+    dirty = dirty || spi.boolean(i, dirty_col);
+    emptied = emptied || spi.int8(i, count_col) == 0;
+    for (int k : key_cols) nulls = nulls || spi.is_null(i, k);
+  }
   spi.capture(plan::kGroupsRelation);
   // Groups that lost their MIN/MAX (or hold a non-algebraic aggregate) are
   // recomputed in a statement of their own: it runs after the group locks
   // were taken, so under READ COMMITTED it sees what committed meanwhile.
   if (dirty) spi.exec(s.recompute);
-  return spi.exec(dirty ? s.apply_dirty : s.apply_clean);
+  return spi.exec(s.apply[dirty][nulls][emptied]);
 }
 
 }  // namespace

@@ -101,6 +101,12 @@ bool Spi::boolean(uint64 row, int col) const {
   return !isnull && DatumGetBool(d);
 }
 
+std::int64_t Spi::int8(uint64 row, int col) const {
+  bool isnull = false;
+  Datum d = pg_call([&] { return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull); });
+  return isnull ? 0 : DatumGetInt64(d);
+}
+
 int Spi::column(const char* name) const {
   return pg_call([&] { return SPI_fnumber(SPI_tuptable->tupdesc, name); });
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include "pg/guard.hpp"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ class Spi {
   std::string text(uint64 row, int col) const;  // "" for NULL
   bool is_null(uint64 row, int col) const;
   bool boolean(uint64 row, int col) const;
+  std::int64_t int8(uint64 row, int col) const;  // an int8 column; 0 for NULL
   int column(const char* name) const;
 
   // capture: registers the last result as an ephemeral relation `name`,

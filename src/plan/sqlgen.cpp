@@ -63,7 +63,9 @@ std::string equal(const std::vector<std::string>& l, const std::vector<std::stri
 
 // probe_arms: `tmpl` with the text ":ON" replaced by the probe condition and
 // ":ARM" by the arm's condition on the probe values, twice, UNION ALL.
-std::string probe_arms(const std::string& tmpl, const std::vector<std::string>& l, const std::vector<std::string>& r) {
+// Without nulls (the caller knows no probe value is NULL), only the first arm.
+std::string probe_arms(const std::string& tmpl, const std::vector<std::string>& l, const std::vector<std::string>& r,
+                       bool nulls = true) {
   auto fill = [&](const std::string& on, const std::string& arm) {
     std::string out = tmpl;
     for (auto [key, val] : {std::pair<std::string, std::string>{":ON", on}, {":ARM", arm}})
@@ -71,6 +73,7 @@ std::string probe_arms(const std::string& tmpl, const std::vector<std::string>& 
         out.replace(at, key.size(), val);
     return out;
   };
+  if (!nulls) return fill(equal(l, r), all_set(r));
   return fill(equal(l, r), all_set(r)) + " UNION ALL " + fill(match(l, r), "NOT " + all_set(r));
 }
 
@@ -944,7 +947,7 @@ std::string sql_agg_recompute(const ViewPlan& p) {
          " AND s.__dirty";
 }
 
-std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
+std::string sql_agg_apply(const ViewPlan& p, bool reread_state, AggApplyCase groups) {
   std::string g = kGroupsRelation;
   std::vector<std::string> sg = state_groups(p);
   // f: the finalized state of every affected group.  The upsert returned the
@@ -979,7 +982,7 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
              " w WHERE :ON LIMIT 1) w ON true";
     std::vector<std::string> wg;
     for (int c : p.group_columns) wg.push_back("w." + p.columns[static_cast<std::size_t>(c)]);
-    sql += ", ov AS (" + probe_arms(probe + " WHERE :ARM", wg, prefixed("f.", sg)) + ")";
+    sql += ", ov AS (" + probe_arms(probe + " WHERE :ARM", wg, prefixed("f.", sg), groups.null_keys) + ")";
   }
   // Rows whose group keeps an output row are updated in place (a HOT update
   // when no indexed column changes: hot groups do not bloat the index), and
@@ -995,13 +998,16 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
          join(prefixed("ov.", oc), ", ") + ") FROM ov WHERE " + by_tid("v", "ov", changed) + " RETURNING " +
          join(old_cols, ", ") + ", " + join(new_cols, ", ") + ")";
   // Rows of groups that lost their output row (emptied, or failing HAVING),
-  // and groups that gained one.
-  sql +=
-      ", del AS (DELETE FROM " + p.name + " v USING ov WHERE " + by_tid("v", "ov", "NOT ov.__live") + " RETURNING v.*)";
+  // and groups that gained one.  Without HAVING, only an emptied group loses
+  // its row.
+  bool losing = groups.emptied || !p.having.empty();
+  if (losing)
+    sql += ", del AS (DELETE FROM " + p.name + " v USING ov WHERE " + by_tid("v", "ov", "NOT ov.__live") +
+           " RETURNING v.*)";
   sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("ov.", oc), ", ") +
          " FROM ov WHERE ov.__tid IS NULL AND ov.__live RETURNING *)";
   // A group that lost its last row disappears from the state too.
-  if (!p.global())
+  if (!p.global() && groups.emptied)
     sql += ", gc AS (DELETE FROM " + p.state + " s USING (SELECT " + join(sg, ", ") + " FROM " + g +
            " WHERE __cnt = 0) g WHERE " + match(prefixed("s.", sg), prefixed("g.", sg)) + " AND s.__cnt = 0)";
   std::vector<std::string> as_old, as_new;
@@ -1010,7 +1016,8 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state) {
     as_new.push_back("n" + std::to_string(i));
   }
   return sql + " SELECT " + join(as_old, ", ") + ", -1::int8 AS __m FROM upd UNION ALL SELECT " + join(as_new, ", ") +
-         ", 1::int8 FROM upd UNION ALL SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins";
+         ", 1::int8 FROM upd" + (losing ? " UNION ALL SELECT del.*, -1::int8 FROM del" : "") +
+         " UNION ALL SELECT ins.*, 1::int8 FROM ins";
 }
 
 std::string explain(const ViewPlan& p) {

@@ -962,6 +962,32 @@ TEST(AggApply, GroupedUpdatesInPlaceAndAddsOrRemovesGroups) {
       Has(sql, "1::int8 FROM upd UNION ALL SELECT del.*, -1::int8 FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins"));
 }
 
+TEST(AggApply, EachCaseLeavesOutWhatItCannotNeed) {
+  const ViewPlan p = grouped_agg(true);
+  // No NULL group key among the returned groups: one probe arm, no NULL-safe one.
+  const std::string keyed = sql_agg_apply(p, false, {false, true});
+  EXPECT_TRUE(Has(keyed, " FROM public.v_sales w WHERE w.region = f.g0 LIMIT 1) w ON true WHERE (f.g0 IS NOT NULL))"));
+  EXPECT_TRUE(Lacks(keyed, "w.region IS NULL"));
+  EXPECT_TRUE(Has(keyed, "del AS (DELETE FROM public.v_sales"));
+  EXPECT_TRUE(Has(keyed, "gc AS (DELETE FROM ivm_state.state_1"));
+  // No emptied group and no HAVING: no row leaves the view or the state.
+  const std::string kept = sql_agg_apply(p, false, {true, false});
+  EXPECT_TRUE(Lacks(kept, "del AS"));
+  EXPECT_TRUE(Lacks(kept, "FROM del"));
+  EXPECT_TRUE(Lacks(kept, "gc AS"));
+  EXPECT_TRUE(Has(kept, "w.region IS NULL AND f.g0 IS NULL"));
+  EXPECT_TRUE(Has(kept, "1::int8 FROM upd UNION ALL SELECT ins.*, 1::int8 FROM ins"));
+  // With HAVING a group may lose its row without being emptied; its state stays.
+  ViewPlan h = grouped_agg(false);
+  h.having = "f.a0 > 1";
+  const std::string filtered = sql_agg_apply(h, false, {false, false});
+  EXPECT_TRUE(Has(filtered, "del AS (DELETE FROM public.v_sales"));
+  EXPECT_TRUE(Has(filtered, "UNION ALL SELECT del.*, -1::int8 FROM del"));
+  EXPECT_TRUE(Lacks(filtered, "gc AS"));
+  // The defaults cover every case.
+  EXPECT_EQ(sql_agg_apply(p, false), sql_agg_apply(p, false, {true, true}));
+}
+
 TEST(AggApply, RecomputedGroupsAreReadFromTheState) {
   const ViewPlan p = grouped_agg(true);
   const std::string sql = sql_agg_apply(p, true);
