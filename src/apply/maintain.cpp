@@ -69,7 +69,7 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   for (std::size_t g = 0; g < p.groups.size(); ++g) key_cols.push_back(spi.column(("g" + std::to_string(g)).c_str()));
   for (uint64 i = 0; i < spi.rows() && !(dirty && nulls && emptied); ++i) {
     dirty = dirty || spi.boolean(i, dirty_col);
-    emptied = emptied || spi.int8(i, count_col) == 0;
+    emptied = emptied || spi.int8(i, count_col) <= 0;
     for (int k : key_cols) nulls = nulls || spi.is_null(i, k);
   }
   spi.capture(plan::kGroupsRelation);

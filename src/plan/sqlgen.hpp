@@ -77,7 +77,7 @@ std::string sql_agg_recompute(const ViewPlan& p);
 // views in ivm.immediate_apply = 'transaction').
 struct AggApplyCase {
   bool null_keys = true;  // some group key is NULL: its view row needs a NULL-safe probe
-  bool emptied = true;    // some group lost its last row: its view and state rows go
+  bool emptied = true;    // some group lost its last row (count <= 0): its view and state rows go
 };
 std::string sql_agg_apply(const ViewPlan& p, bool reread_state, AggApplyCase groups = {});
 
