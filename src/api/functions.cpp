@@ -38,7 +38,7 @@ void check_owner(std::uint32_t view, const std::string& name) {
 // on_xact: a safety net.  Maintenance scopes and statement frames unwind
 // with the errors that end them; after a transaction abort none can remain.
 void on_xact(XactEvent event, void*) {
-  if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+  if (pg::xact_aborted(event)) {
     apply::MaintenanceScope::reset();
     capture::reset();
     catalog::progress_reset();

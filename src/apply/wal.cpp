@@ -72,20 +72,11 @@ void release_origin() {
 // on_xact: the origin is set up for one transaction only: its commit record
 // carries the progress, and the session's later transactions must not.
 void on_xact(XactEvent event, void*) {
-  switch (event) {
-    case XACT_EVENT_PRE_PREPARE:
-      if (owned)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("cannot prepare a transaction that applied changes of views in mode wal"),
-                        errhint("Apply them in a transaction of its own.")));
-      break;
-    case XACT_EVENT_COMMIT:
-    case XACT_EVENT_ABORT:
-    case XACT_EVENT_PARALLEL_COMMIT:
-    case XACT_EVENT_PARALLEL_ABORT:
-    case XACT_EVENT_PREPARE: release_origin(); break;
-    default: break;
-  }
+  if (event == XACT_EVENT_PRE_PREPARE && owned)
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("cannot prepare a transaction that applied changes of views in mode wal"),
+                    errhint("Apply them in a transaction of its own.")));
+  if (pg::xact_ended(event)) release_origin();
 }
 
 void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void*) {

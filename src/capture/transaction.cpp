@@ -286,12 +286,9 @@ void on_xact(XactEvent event, void*) {
       // its own: maintenance runs as a security-restricted operation, where
       // PostgreSQL refuses to queue them.
       return;
-    case XACT_EVENT_COMMIT:
-    case XACT_EVENT_ABORT:
-    case XACT_EVENT_PREPARE:
-    case XACT_EVENT_PARALLEL_COMMIT:
-    case XACT_EVENT_PARALLEL_ABORT: forget(); return;
-    default: return;
+    default:
+      if (pg::xact_ended(event)) forget();
+      return;
   }
 }
 

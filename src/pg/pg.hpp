@@ -55,3 +55,16 @@ extern "C" {
 #include "utils/regproc.h"
 #include "storage/lmgr.h"
 }
+
+namespace ivm::pg {
+
+// xact_aborted / xact_ended: the transaction callback events after which a
+// transaction's own state (buffers, origin setup, scopes) must be gone: an
+// abort, or any end (COMMIT, ABORT, PREPARE, and their parallel-worker twins).
+inline bool xact_aborted(XactEvent event) { return event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT; }
+inline bool xact_ended(XactEvent event) {
+  return xact_aborted(event) || event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+         event == XACT_EVENT_PREPARE;
+}
+
+}  // namespace ivm::pg
