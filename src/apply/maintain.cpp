@@ -1,5 +1,6 @@
 // maintain.cpp: runs each view's delta steps in dependency order.
 #include "apply/maintain.hpp"
+#include "apply/keyed.hpp"
 #include "apply/wal.hpp"
 #include "catalog/catalog.hpp"
 #include "plan/sqlgen.hpp"
@@ -20,6 +21,9 @@ namespace {
 // backend: the text is long and the same for every statement of that shape.
 struct Steps {
   std::string lock, spj, upsert, recompute;
+  // The upsert returning each group's view row, for writing the view by key
+  // (keyed.hpp), and the state's clean-up after it.
+  std::string upsert_rows, gc;
   // apply[dirty][null_keys][emptied]: the view's update for each case of the
   // groups the upsert returned (plan::AggApplyCase).
   std::string apply[2][2][2];
@@ -42,8 +46,12 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
     s.spj = plan::sql_spj_apply(p, c, exclusive);
   } else {
     s.upsert = plan::sql_agg_upsert(p, c);
+    if (!p.global()) {
+      s.upsert_rows = plan::sql_agg_upsert_rows(p, c);
+      s.gc = plan::sql_agg_gc(p);
+    }
     if (p.needs_recompute()) s.recompute = plan::sql_agg_recompute(p);
-    for (int dirty = 0; dirty < (p.needs_recompute() ? 2 : 1); ++dirty)
+    for (int dirty = 0; dirty < 2; ++dirty)
       for (int nulls = 0; nulls < 2; ++nulls)
         for (int emptied = 0; emptied < 2; ++emptied)
           s.apply[dirty][nulls][emptied] = plan::sql_agg_apply(p, dirty, {nulls == 1, emptied == 1});
@@ -51,16 +59,25 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
   return cache.emplace(std::move(key), std::move(s)).first->second;
 }
 
-// apply_one: maintains one view for the changes of its leaves.  Leaves the
-// view's own change (rows + __m) as the last SPI result; returns its size.
+// apply_one: maintains one view for the changes of its leaves, and returns
+// the size of the view's own change (rows + __m), registered as relation
+// `change` unless that is "".
 // exclusive: no one else maintains the view meanwhile (a deferred view during
 // an apply, which holds the appliers' lock), so writers need no key locks.
-std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c, bool exclusive) {
+std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c, bool exclusive,
+                        const std::string& change) {
   AsViewOwner owner(p);
   const Steps& s = steps(p, c, exclusive);
+  auto result = [&](std::uint64_t n) {
+    if (n > 0 && !change.empty()) spi.capture(change);
+    return n;
+  };
   if (!s.lock.empty()) spi.exec(s.lock);
-  if (!p.aggregate) return spi.exec(s.spj);
-  if (spi.exec(s.upsert) == 0) return 0;
+  if (!p.aggregate) return result(spi.exec(s.spj));
+  // The view written by key when it can be; the upsert's rows then carry the
+  // finalized groups, so the SQL apply (if it must run) reads the state again.
+  bool keyed = !s.upsert_rows.empty() && keyed_possible();
+  if (spi.exec(keyed ? s.upsert_rows : s.upsert) == 0) return 0;
   // What the returned groups need (plan::AggApplyCase); the recomputation
   // below changes aggregate values only, never a group's key or row count.
   bool dirty = false, nulls = false, emptied = false;
@@ -72,12 +89,22 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
     emptied = emptied || spi.int8(i, count_col) <= 0;
     for (int k : key_cols) nulls = nulls || spi.is_null(i, k);
   }
-  spi.capture(plan::kGroupsRelation);
+  // A dirty group needs the SQL steps: its aggregates are not known yet.
+  if (keyed && !dirty) {
+    if (emptied) spi.capture(plan::kGroupsRelation);
+    if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change)) {
+      if (emptied) spi.exec(s.gc);
+      return *n;
+    }
+    if (!emptied) spi.capture(plan::kGroupsRelation);
+  } else {
+    spi.capture(plan::kGroupsRelation);
+  }
   // Groups that lost their MIN/MAX (or hold a non-algebraic aggregate) are
   // recomputed in a statement of their own: it runs after the group locks
   // were taken, so under READ COMMITTED it sees what committed meanwhile.
   if (dirty) spi.exec(s.recompute);
-  return spi.exec(s.apply[dirty][nulls][emptied]);
+  return result(spi.exec(s.apply[dirty || keyed][nulls][emptied]));
 }
 
 }  // namespace
@@ -158,11 +185,11 @@ std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
     // snapshot but maintained the view before this apply changed its input.
     std::optional<pg::SnapshotPause> fresh;
     if (phase == Phase::Apply && !v.deferred) fresh.emplace(spi);
-    std::uint64_t n = apply_one(spi, v.plan, c, phase == Phase::Apply && v.deferred);
+    bool wanted = read_by_views.count(v.oid) || (phase == Phase::Write && catalog::delta_table(spi, v.oid));
+    std::string name = wanted ? "ivm_delta_" + std::to_string(v.oid) : std::string();
+    std::uint64_t n = apply_one(spi, v.plan, c, phase == Phase::Apply && v.deferred, name);
     total += n;
-    if (n > 0 && (read_by_views.count(v.oid) || (phase == Phase::Write && catalog::delta_table(spi, v.oid)))) {
-      std::string name = "ivm_delta_" + std::to_string(v.oid);
-      spi.capture(name);
+    if (n > 0 && wanted) {
       changed[v.oid] = plan::DeltaSource{"", "", name};
       if (phase == Phase::Write) record(spi, v.oid, changed[v.oid]);
     }

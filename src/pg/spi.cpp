@@ -115,6 +115,10 @@ void Spi::capture(const std::string& name) {
   Tuplestorestate* store = nullptr;
   TupleDesc desc = nullptr;
   append_result(cxt_, store, desc);
+  keep_store(name, store, desc);
+}
+
+void Spi::keep_store(const std::string& name, Tuplestorestate* store, TupleDesc desc) {
   stores_.push_back(store);
   register_store(name, store, desc);
 }

@@ -41,6 +41,11 @@ class Spi {
   void append_result(MemoryContext cxt, Tuplestorestate*& store, TupleDesc& desc);
   // register_store: makes a tuplestore readable as relation `name`.
   void register_store(const std::string& name, Tuplestorestate* store, TupleDesc desc);
+  // keep_store: makes `store` (allocated in context()) readable as relation
+  // `name`, and ends it with the connection.
+  void keep_store(const std::string& name, Tuplestorestate* store, TupleDesc desc);
+  // context: memory that lives as long as the connection.
+  MemoryContext context() const { return cxt_; }
   // register_trigger_data: makes a trigger's transition tables readable.
   void register_trigger_data(TriggerData* td);
   // fresh_plans: plan every statement anew (large batches: a plan cached for

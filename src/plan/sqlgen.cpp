@@ -1,6 +1,7 @@
 // sqlgen.cpp: renders the delta rules of sqlgen.hpp as SQL text.
 #include "plan/sqlgen.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -352,11 +353,15 @@ std::string finalize(const Aggregate& ag, std::size_t i) {
 
 // f: the finalized state rows (g<i>, a<i>, __cnt) that output expressions read.
 // finalized_from: the same over state rows read from `source` (aliased s).
-std::string finalized_from(const ViewPlan& p, const std::string& source) {
+std::vector<std::string> finalized_items(const ViewPlan& p) {
   std::vector<std::string> items = prefixed("s.", state_groups(p));
   for (std::size_t i = 0; i < p.aggs.size(); ++i) items.push_back(finalize(p.aggs[i], i) + " AS a" + std::to_string(i));
   items.push_back("s.__cnt");
-  return "SELECT " + join(items, ", ") + " FROM " + source;
+  return items;
+}
+
+std::string finalized_from(const ViewPlan& p, const std::string& source) {
+  return "SELECT " + join(finalized_items(p), ", ") + " FROM " + source;
 }
 
 std::string finalized(const ViewPlan& p, const std::string& restrict_join) {
@@ -862,6 +867,34 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
   return sql;
 }
 
+std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c) {
+  // The upsert's WITH list gains the upsert itself (up) and the finalized
+  // groups (f); the statement then returns each group with its view row.
+  std::string upsert = sql_agg_upsert(p, c);
+  std::size_t insert = upsert.find(" INSERT INTO " + p.state + " AS s ");
+  std::string sql = upsert.substr(0, insert) + ", up AS (" + upsert.substr(insert + 1) + ")";
+  std::vector<std::string> items = finalized_items(p);
+  items.push_back("s.__dirty");
+  sql += ", f AS (SELECT " + join(items, ", ") + " FROM up s), fl AS (SELECT f.*, coalesce(" + output_condition(p) +
+         ", false) AS __live FROM f)";
+  std::vector<std::string> outs{"f.*"};
+  for (std::size_t i = 0; i < p.columns.size(); ++i) {
+    bool key = std::find(p.group_columns.begin(), p.group_columns.end(), static_cast<int>(i)) != p.group_columns.end();
+    // Output expressions are evaluated for live groups only (an emptied group
+    // may divide by zero); a group column is the group itself, and finds the
+    // group's row in the view whether the group is live or not.
+    outs.push_back((key ? p.finals[i] : "CASE WHEN f.__live THEN " + p.finals[i] + " END") + " AS c" +
+                   std::to_string(i));
+  }
+  return sql + " SELECT " + join(outs, ", ") + " FROM fl f";
+}
+
+std::string sql_agg_gc(const ViewPlan& p) {
+  std::vector<std::string> sg = state_groups(p);
+  return "DELETE FROM " + p.state + " s USING (SELECT " + join(sg, ", ") + " FROM " + kGroupsRelation +
+         " WHERE __cnt = 0) g WHERE " + match(prefixed("s.", sg), prefixed("g.", sg)) + " AND s.__cnt = 0";
+}
+
 std::string sql_agg_recompute(const ViewPlan& p) {
   AggLayout lay = agg_layout(p);
   std::string g = kGroupsRelation;
@@ -1007,9 +1040,7 @@ std::string sql_agg_apply(const ViewPlan& p, bool reread_state, AggApplyCase gro
   sql += ", ins AS (INSERT INTO " + p.name + " SELECT " + join(prefixed("ov.", oc), ", ") +
          " FROM ov WHERE ov.__tid IS NULL AND ov.__live RETURNING *)";
   // A group that lost its last row disappears from the state too.
-  if (!p.global() && groups.emptied)
-    sql += ", gc AS (DELETE FROM " + p.state + " s USING (SELECT " + join(sg, ", ") + " FROM " + g +
-           " WHERE __cnt = 0) g WHERE " + match(prefixed("s.", sg), prefixed("g.", sg)) + " AND s.__cnt = 0)";
+  if (!p.global() && groups.emptied) sql += ", gc AS (" + sql_agg_gc(p) + ")";
   std::vector<std::string> as_old, as_new;
   for (std::size_t i = 0; i < p.columns.size(); ++i) {
     as_old.push_back("o" + std::to_string(i) + " AS " + p.columns[i]);

@@ -66,6 +66,15 @@ std::string sql_lock_keys(const ViewPlan& p, const Changes& c);
 // applier); removals then need no row locks.
 std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive);
 std::string sql_agg_upsert(const ViewPlan& p, const Changes& c);
+// sql_agg_upsert_rows: the upsert, returning for each group it changed the
+// finalized group (g<i>, a<i>, __cnt, __dirty), whether the group has a view
+// row now (__live), and that row (c<i>, NULL but for the group columns when
+// not live).  The view is then written row by row (apply/keyed.hpp), or by
+// sql_agg_apply reading the state again.
+std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c);
+// sql_agg_gc: deletes the state rows of groups the upsert emptied (__cnt = 0
+// among the groups registered as kGroupsRelation).
+std::string sql_agg_gc(const ViewPlan& p);
 std::string sql_agg_recompute(const ViewPlan& p);
 // sql_agg_apply reads the state rows the upsert returned (as kGroupsRelation);
 // reread_state: groups were recomputed since, read them from the state table.

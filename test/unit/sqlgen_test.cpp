@@ -988,6 +988,32 @@ TEST(AggApply, EachCaseLeavesOutWhatItCannotNeed) {
   EXPECT_EQ(sql_agg_apply(p, false), sql_agg_apply(p, false, {true, true}));
 }
 
+TEST(AggUpsertRows, ReturnsEachGroupWithItsViewRow) {
+  ViewPlan p = grouped_agg(false);
+  p.having = "f.a0 > 1";
+  const plan::Changes c{{0, inserted("ivm_new")}};
+  const std::string upsert = sql_agg_upsert(p, c);
+  const std::string sql = sql_agg_upsert_rows(p, c);
+  // The upsert itself, unchanged, becomes a CTE of the statement.
+  const std::string insert = upsert.substr(upsert.find("INSERT INTO ivm_state.state_1 AS s "));
+  EXPECT_TRUE(Has(sql, ", up AS (" + insert + "), f AS (SELECT s.g0, s.a0 AS a0, "));
+  EXPECT_TRUE(Has(sql, "s.__cnt, s.__dirty FROM up s)"));
+  // Live: the group has rows and passes HAVING; NULL (unknown) counts as not live.
+  EXPECT_TRUE(Has(sql, "fl AS (SELECT f.*, coalesce((f.__cnt > 0 AND (f.a0 > 1)), false) AS __live FROM f)"));
+  // The group column always (it finds the view's row); the others only for live groups.
+  EXPECT_TRUE(Has(sql, " SELECT f.*, f.g0 AS c0, CASE WHEN f.__live THEN f.a0 END AS c1, "));
+  EXPECT_TRUE(Has(sql, "CASE WHEN f.__live THEN f.a7 END AS c8 FROM fl f"));
+}
+
+TEST(AggApply, GarbageCollectionIsAStatementOfItsOwn) {
+  const ViewPlan p = grouped_agg(false);
+  const std::string gc = sql_agg_gc(p);
+  EXPECT_EQ(gc,
+            "DELETE FROM ivm_state.state_1 s USING (SELECT g0 FROM ivm_groups WHERE __cnt = 0) g WHERE (s.g0 = g.g0 OR "
+            "(s.g0 IS NULL AND g.g0 IS NULL)) AND s.__cnt = 0");
+  EXPECT_TRUE(Has(sql_agg_apply(p, true), "gc AS (" + gc + ")"));
+}
+
 TEST(AggApply, RecomputedGroupsAreReadFromTheState) {
   const ViewPlan p = grouped_agg(true);
   const std::string sql = sql_agg_apply(p, true);

@@ -1,0 +1,241 @@
+// keyed.cpp: writes an aggregate view's rows by key (see keyed.hpp).
+#include "apply/keyed.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/tableam.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_trigger.h"
+#include "utils/datum.h"
+}
+
+#include <string>
+#include <vector>
+
+namespace ivm::apply {
+
+namespace {
+
+// Where the parts of a result row of sql_agg_upsert_rows are (1-based).
+struct Layout {
+  int live = 0;
+  int first = 0;                // c0; c<i> follow
+  std::vector<AttrNumber> key;  // the view's group columns (attribute numbers)
+};
+
+// key_index: the view's index whose key is exactly the group columns.
+Relation key_index(ResultRelInfo* rri, const Layout& lay) {
+  for (int i = 0; i < rri->ri_NumIndices; ++i) {
+    IndexInfo* ii = rri->ri_IndexRelationInfo[i];
+    if (ii->ii_Am != BTREE_AM_OID || ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
+        ii->ii_NumIndexKeyAttrs != static_cast<int>(lay.key.size()) || !ii->ii_ReadyForInserts)
+      continue;
+    bool same = rri->ri_IndexRelationDescs[i]->rd_index->indisvalid;
+    for (std::size_t k = 0; k < lay.key.size() && same; ++k) same = ii->ii_IndexAttrNumbers[k] == lay.key[k];
+    if (same) return rri->ri_IndexRelationDescs[i];
+  }
+  return nullptr;
+}
+
+// writable: whether `rel` can be written row by row from this result (see
+// apply_keyed).
+bool writable(Relation rel, TupleDesc result, const Layout& lay) {
+  if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass || rel->rd_rel->relispartition)
+    return false;
+  // Only ivm's guard, a statement trigger for users' own writes.
+  if (TriggerDesc* td = rel->trigdesc)
+    if (td->numtriggers != 1 || strcmp(td->triggers[0].tgname, "ivm_guard") != 0 ||
+        TRIGGER_FOR_ROW(td->triggers[0].tgtype))
+      return false;
+  TupleDesc desc = RelationGetDescr(rel);
+  if (desc->constr && desc->constr->has_generated_stored) return false;
+  if (lay.first + desc->natts - 1 > result->natts) return false;
+  for (int i = 0; i < desc->natts; ++i) {
+    Form_pg_attribute a = TupleDescAttr(desc, i);
+    if (a->attisdropped || a->atttypid != TupleDescAttr(result, lay.first - 1 + i)->atttypid ||
+        get_typtype(a->atttypid) == TYPTYPE_DOMAIN)
+      return false;
+  }
+  return true;
+}
+
+// same_row: whether two rows are the same image, column by column (a value
+// that compares equal but reads differently, such as 1.0 and 1.00, is a
+// change: the view must read as its query does).
+bool same_row(TupleTableSlot* a, TupleTableSlot* b) {
+  TupleDesc desc = a->tts_tupleDescriptor;
+  for (int i = 0; i < desc->natts; ++i) {
+    Form_pg_attribute att = TupleDescAttr(desc, i);
+    if (a->tts_isnull[i] != b->tts_isnull[i]) return false;
+    if (!a->tts_isnull[i] && !datum_image_eq(a->tts_values[i], b->tts_values[i], att->attbyval, att->attlen))
+      return false;
+  }
+  return true;
+}
+
+void put(Tuplestorestate* store, TupleDesc desc, TupleTableSlot* row, int64 m) {
+  int n = row->tts_tupleDescriptor->natts;
+  Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
+  bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * (n + 1)));
+  for (int i = 0; i < n; ++i) {
+    values[i] = row->tts_values[i];
+    nulls[i] = row->tts_isnull[i];
+  }
+  values[n] = Int64GetDatum(m);
+  nulls[n] = false;
+  tuplestore_putvalues(store, desc, values, nulls);
+  pfree(values);
+  pfree(nulls);
+}
+
+struct Output {
+  bool done = false;
+  uint64 rows = 0;
+  Tuplestorestate* store = nullptr;
+  TupleDesc desc = nullptr;
+};
+
+// write_rows: the whole write, in PostgreSQL's terms (run under pg_call, so
+// nothing here owns a C++ object: an error longjmps out of this frame).
+Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
+  Output out;
+  SPITupleTable* tt = SPI_tuptable;
+  uint64 n = SPI_processed;
+  Relation rel = table_open(view, RowExclusiveLock);
+  if (!writable(rel, tt->tupdesc, lay)) {
+    table_close(rel, NoLock);
+    return out;
+  }
+  EState* estate = CreateExecutorState();
+  RangeTblEntry* rte = makeNode(RangeTblEntry);
+  rte->rtekind = RTE_RELATION;
+  rte->relid = view;
+  rte->relkind = rel->rd_rel->relkind;
+  rte->rellockmode = RowExclusiveLock;
+  ExecInitRangeTable(estate, list_make1(rte));
+  ResultRelInfo* rri = makeNode(ResultRelInfo);
+  InitResultRelInfo(rri, rel, 1, nullptr, 0);
+  ExecOpenIndices(rri, false);
+  Relation index = key_index(rri, lay);
+  if (!index) {
+    ExecCloseIndices(rri);
+    FreeExecutorState(estate);
+    table_close(rel, NoLock);
+    return out;
+  }
+  // The upsert's writes (and everything before it) visible; ours get a
+  // command id of their own.
+  CommandCounterIncrement();
+  estate->es_output_cid = GetCurrentCommandId(true);
+  Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+  EPQState epq;
+  EvalPlanQualInit(&epq, estate, nullptr, NIL, -1);
+  TupleDesc desc = RelationGetDescr(rel);
+  TupleTableSlot* found = table_slot_create(rel, &estate->es_tupleTable);
+  TupleTableSlot* fresh = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+
+  MemoryContext old = MemoryContextSwitchTo(keep);
+  out.desc = CreateTemplateTupleDesc(desc->natts + 1);
+  for (int i = 1; i <= desc->natts; ++i) TupleDescCopyEntry(out.desc, static_cast<AttrNumber>(i), desc, i);
+  TupleDescInitEntry(out.desc, static_cast<AttrNumber>(desc->natts + 1), "__m", INT8OID, -1, 0);
+  out.store = tuplestore_begin_heap(false, false, work_mem);
+  MemoryContextSwitchTo(old);
+
+  // The probe: equality on each key column by the index's own operator
+  // (found once), or IS NULL for a NULL key.
+  int nkeys = static_cast<int>(lay.key.size());
+  auto* eq = static_cast<RegProcedure*>(palloc(sizeof(RegProcedure) * static_cast<std::size_t>(nkeys)));
+  for (int k = 0; k < nkeys; ++k) {
+    Oid type = index->rd_opcintype[k];
+    Oid op = get_opfamily_member(index->rd_opfamily[k], type, type, BTEqualStrategyNumber);
+    if (!OidIsValid(op))
+      elog(ERROR, "no equality operator for index column %d of \"%s\"", k + 1, RelationGetRelationName(index));
+    eq[k] = get_opcode(op);
+  }
+  ScanKeyData* keys = static_cast<ScanKeyData*>(palloc(sizeof(ScanKeyData) * static_cast<std::size_t>(nkeys)));
+  MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm keyed row", ALLOCSET_SMALL_SIZES);
+  for (uint64 r = 0; r < n; ++r) {
+    MemoryContext outer = MemoryContextSwitchTo(row_cxt);
+    HeapTuple t = tt->vals[r];
+    bool isnull = false;
+    bool live = DatumGetBool(SPI_getbinval(t, tt->tupdesc, lay.live, &isnull)) && !isnull;
+    ExecClearTuple(fresh);
+    for (int i = 0; i < desc->natts; ++i)
+      fresh->tts_values[i] = SPI_getbinval(t, tt->tupdesc, lay.first + i, &fresh->tts_isnull[i]);
+    ExecStoreVirtualTuple(fresh);
+    for (int k = 0; k < nkeys; ++k) {
+      int a = lay.key[static_cast<std::size_t>(k)] - 1;
+      if (fresh->tts_isnull[a])
+        ScanKeyEntryInitialize(&keys[k], SK_ISNULL | SK_SEARCHNULL, static_cast<AttrNumber>(k + 1), InvalidStrategy,
+                               InvalidOid, index->rd_indcollation[k], InvalidOid, static_cast<Datum>(0));
+      else
+        ScanKeyInit(&keys[k], static_cast<AttrNumber>(k + 1), BTEqualStrategyNumber, eq[k], fresh->tts_values[a]);
+      keys[k].sk_collation = index->rd_indcollation[k];
+    }
+    IndexScanDesc scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+    index_rescan(scan, keys, nkeys, nullptr, 0);
+    bool has = index_getnext_slot(scan, ForwardScanDirection, found);
+    index_endscan(scan);
+    if (has) slot_getallattrs(found);
+    if (live && has) {
+      if (!same_row(found, fresh)) {
+        put(out.store, out.desc, found, -1);
+        put(out.store, out.desc, fresh, 1);
+        ExecSimpleRelationUpdate(rri, estate, &epq, found, fresh);
+        out.rows += 2;
+      }
+    } else if (live) {
+      put(out.store, out.desc, fresh, 1);
+      ExecSimpleRelationInsert(rri, estate, fresh);
+      out.rows += 1;
+    } else if (has) {
+      put(out.store, out.desc, found, -1);
+      ExecSimpleRelationDelete(rri, estate, &epq, found);
+      out.rows += 1;
+    }
+    ExecClearTuple(found);
+    MemoryContextSwitchTo(outer);
+    MemoryContextReset(row_cxt);
+  }
+  MemoryContextDelete(row_cxt);
+  pfree(keys);
+  pfree(eq);
+  EvalPlanQualEnd(&epq);
+  ExecCloseIndices(rri);
+  ExecResetTupleTable(estate->es_tupleTable, false);
+  FreeExecutorState(estate);
+  UnregisterSnapshot(snapshot);
+  table_close(rel, NoLock);
+  // Later statements see these rows.
+  CommandCounterIncrement();
+  out.done = true;
+  return out;
+}
+
+}  // namespace
+
+bool keyed_possible() {
+  return pg::pg_call([] { return !IsolationUsesXactSnapshot(); });
+}
+
+std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change) {
+  if (!p.aggregate || p.global()) return std::nullopt;
+  Layout lay;
+  lay.live = spi.column("__live");
+  lay.first = spi.column("c0");
+  if (lay.live <= 0 || lay.first <= 0) return std::nullopt;
+  for (int c : p.group_columns) {
+    if (c < 0 || c >= static_cast<int>(p.columns.size())) return std::nullopt;
+    lay.key.push_back(static_cast<AttrNumber>(c + 1));
+  }
+  if (lay.key.empty()) return std::nullopt;
+  Output out = pg::pg_call([&] { return write_rows(p.oid, lay, spi.context()); });
+  if (!out.done) return std::nullopt;
+  if (!change.empty() && out.rows > 0)
+    spi.keep_store(change, out.store, out.desc);
+  else
+    pg::pg_call([&] { tuplestore_end(out.store); });
+  return out.rows;
+}
+
+}  // namespace ivm::apply
