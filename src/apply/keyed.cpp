@@ -1,4 +1,4 @@
-// keyed.cpp: writes an aggregate view's rows by key (see keyed.hpp).
+// keyed.cpp: writes a view's rows by key (see keyed.hpp).
 #include "apply/keyed.hpp"
 
 extern "C" {
@@ -9,6 +9,7 @@ extern "C" {
 #include "utils/datum.h"
 }
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -16,14 +17,15 @@ namespace ivm::apply {
 
 namespace {
 
-// Where the parts of a result row of sql_agg_upsert_rows are (1-based).
+// Where the parts of a result row are (1-based; see apply_keyed).
 struct Layout {
   int live = 0;
   int first = 0;                // c0; c<i> follow
-  std::vector<AttrNumber> key;  // the view's group columns (attribute numbers)
+  int m = 0;                    // __m, or 0
+  std::vector<AttrNumber> key;  // the view's key columns (attribute numbers)
 };
 
-// key_index: the view's index whose key is exactly the group columns.
+// key_index: the view's index whose key is exactly the key columns.
 Relation key_index(ResultRelInfo* rri, const Layout& lay) {
   for (int i = 0; i < rri->ri_NumIndices; ++i) {
     IndexInfo* ii = rri->ri_IndexRelationInfo[i];
@@ -101,6 +103,13 @@ Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
   Output out;
   SPITupleTable* tt = SPI_tuptable;
   uint64 n = SPI_processed;
+  // A key's row can only go or become another: a multiplicity beyond one
+  // means the result is not what keyed_columns promised.
+  for (uint64 r = 0; r < n && lay.m > 0; ++r) {
+    bool isnull = false;
+    int64 m = DatumGetInt64(SPI_getbinval(tt->vals[r], tt->tupdesc, lay.m, &isnull));
+    if (isnull || (m != 1 && m != -1)) return out;
+  }
   Relation rel = table_open(view, RowExclusiveLock);
   if (!writable(rel, tt->tupdesc, lay)) {
     table_close(rel, NoLock);
@@ -219,12 +228,12 @@ bool keyed_possible() {
 }
 
 std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change) {
-  if (!p.aggregate || p.global()) return std::nullopt;
   Layout lay;
   lay.live = spi.column("__live");
   lay.first = spi.column("c0");
+  lay.m = std::max(spi.column("__m"), 0);
   if (lay.live <= 0 || lay.first <= 0) return std::nullopt;
-  for (int c : p.group_columns) {
+  for (int c : plan::keyed_columns(p)) {
     if (c < 0 || c >= static_cast<int>(p.columns.size())) return std::nullopt;
     lay.key.push_back(static_cast<AttrNumber>(c + 1));
   }

@@ -24,6 +24,9 @@ struct Steps {
   // The upsert returning each group's view row, for writing the view by key
   // (keyed.hpp), and the state's clean-up after it.
   std::string upsert_rows, gc;
+  // What the view's rows of the changed keys become, read-only, for writing
+  // a view without aggregates by key.
+  std::string spj_rows;
   // apply[dirty][null_keys][emptied]: the view's update for each case of the
   // groups the upsert returned (plan::AggApplyCase).
   std::string apply[2][2][2];
@@ -44,6 +47,7 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
   if (!exclusive) s.lock = plan::sql_lock_keys(p, c);
   if (!p.aggregate) {
     s.spj = plan::sql_spj_apply(p, c, exclusive);
+    s.spj_rows = plan::sql_spj_rows(p, c);
   } else {
     s.upsert = plan::sql_agg_upsert(p, c);
     if (!p.global()) {
@@ -73,7 +77,13 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
     return n;
   };
   if (!s.lock.empty()) spi.exec(s.lock);
-  if (!p.aggregate) return result(spi.exec(s.spj));
+  if (!p.aggregate) {
+    if (!s.spj_rows.empty() && keyed_possible()) {
+      if (spi.exec(s.spj_rows) == 0) return 0;
+      if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change)) return *n;
+    }
+    return result(spi.exec(s.spj));
+  }
   // The view written by key when it can be; the upsert's rows then carry the
   // finalized groups, so the SQL apply (if it must run) reads the state again.
   bool keyed = !s.upsert_rows.empty() && keyed_possible();

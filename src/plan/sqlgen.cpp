@@ -713,6 +713,38 @@ std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
          paired_result(p);
 }
 
+std::vector<int> keyed_columns(const ViewPlan& p) {
+  if (p.aggregate) return p.global() ? std::vector<int>{} : p.group_columns;
+  if (!p.unique_key) return {};
+  if (!p.outer) return p.locator >= 0 ? std::vector<int>{p.locator} : std::vector<int>{};
+  // The affected keys name the view's rows: their type must be the column's.
+  if (p.view_key < 0 || p.key_type != p.types[static_cast<std::size_t>(p.view_key)]) return {};
+  return {p.view_key};
+}
+
+std::string sql_spj_rows(const ViewPlan& p, const Changes& c) {
+  if (p.aggregate || keyed_columns(p).empty()) return "";
+  std::vector<std::string> cn = numbered("c", p.columns.size());
+  if (!p.outer) {
+    // At most one row per locator value before and after: per value, the
+    // added row if there is one (live), else the removed one.
+    std::string loc = "c" + std::to_string(p.locator);
+    return "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + sql_body_delta(p, c, p.outputs) +
+           ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0) SELECT DISTINCT ON (" + loc +
+           ") __m, __m > 0 AS __live, " + join(cn, ", ") + " FROM d ORDER BY " + loc + ", __m DESC";
+  }
+  OuterDelta od = outer_delta(p, c, p.outputs);
+  // Rows with a NULL key are no key's: the SQL statement passes them as a bag.
+  if (!od.alone.empty()) return "";
+  // Per affected key, its recomputed row, if any (at most one: unique_key).
+  std::string vk = "c" + std::to_string(p.view_key);
+  std::vector<std::string> items{"n.__m IS NOT NULL AS __live"};
+  for (std::size_t i = 0; i < cn.size(); ++i)
+    items.push_back(static_cast<int>(i) == p.view_key ? "coalesce(n." + vk + ", ivm_keys.k) AS " + vk : "n." + cn[i]);
+  return od.keys + ", n AS (" + od.now + ") SELECT " + join(items, ", ") + " FROM ivm_keys LEFT JOIN n ON n." + vk +
+         " = ivm_keys.k";
+}
+
 std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
   AggLayout lay = agg_layout(p);
   std::string gl = lead(lay.groups);
@@ -1103,12 +1135,26 @@ std::string explain(const ViewPlan& p) {
   Changes c{{0, DeltaSource{"<inserted rows>", "", ""}}};
   std::string lock = sql_lock_keys(p, c);
   if (!lock.empty()) o << "  1. lock keys: " << lock << "\n";
+  std::vector<int> key = keyed_columns(p);
+  std::string rows = p.aggregate ? (key.empty() ? "" : sql_agg_upsert_rows(p, c)) : sql_spj_rows(p, c);
+  if (!rows.empty()) {
+    std::vector<std::string> cols;
+    for (int k : key) cols.push_back(p.columns[static_cast<std::size_t>(k)]);
+    o << "  2. "
+      << (p.aggregate ? "update state, returning each changed group's view row: " : "rows of the changed keys: ")
+      << rows << "\n";
+    o << "  3. write the view by key (" << join(cols, ", ")
+      << "): each row found by the view's index on the key, then updated, inserted or deleted in place"
+      << (p.aggregate && p.needs_recompute() ? "; with dirty groups, steps 4 and 5 instead" : "") << "\n";
+    o << "  Instead of 2 and 3 under REPEATABLE READ or SERIALIZABLE, when the view's table has triggers of its "
+         "users, or lacks that index:\n";
+  }
   if (p.aggregate) {
-    o << "  2. update state: " << sql_agg_upsert(p, c) << "\n";
-    if (p.needs_recompute()) o << "  3. recompute dirty groups: " << sql_agg_recompute(p) << "\n";
-    o << "  4. apply to view: " << sql_agg_apply(p, p.needs_recompute()) << "\n";
+    o << "  " << (rows.empty() ? "2" : "2'") << ". update state: " << sql_agg_upsert(p, c) << "\n";
+    if (p.needs_recompute()) o << "  4. recompute dirty groups: " << sql_agg_recompute(p) << "\n";
+    o << "  5. apply to view: " << sql_agg_apply(p, p.needs_recompute()) << "\n";
   } else {
-    o << "  2. apply to view: " << sql_spj_apply(p, c, false) << "\n";
+    o << "  " << (rows.empty() ? "2" : "2'") << ". apply to view: " << sql_spj_apply(p, c, false) << "\n";
   }
   return o.str();
 }

@@ -65,6 +65,16 @@ std::string sql_lock_keys(const ViewPlan& p, const Changes& c);
 // exclusive: no one else maintains the view meanwhile (a deferred view's
 // applier); removals then need no row locks.
 std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive);
+// Writing a view by key (apply/keyed.hpp): the view's rows are named by the
+// values of keyed_columns(p) (output column indexes; empty: the view has no
+// such key, and is written by SQL statements only), one row per key.
+std::vector<int> keyed_columns(const ViewPlan& p);
+// sql_spj_rows: for a view without aggregates that has such a key, what its
+// rows of the changed keys become, as rows of __live (the key has a row now),
+// c<i> (that row; when not live, at least the key columns), and __m for
+// views whose delta carries it: a read-only statement.  "" when the view
+// cannot be written this way.
+std::string sql_spj_rows(const ViewPlan& p, const Changes& c);
 std::string sql_agg_upsert(const ViewPlan& p, const Changes& c);
 // sql_agg_upsert_rows: the upsert, returning for each group it changed the
 // finalized group (g<i>, a<i>, __cnt, __dirty), whether the group has a view

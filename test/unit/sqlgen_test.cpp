@@ -390,6 +390,43 @@ TEST(SpjApply, UniqueLocatorFindsTheOldRowByItAlone) {
   EXPECT_TRUE(Lacks(sql, "SKIP LOCKED"));
 }
 
+TEST(SpjRows, UniqueLocatorReturnsOneRowPerKey) {
+  ViewPlan p = spj_single();
+  EXPECT_TRUE(keyed_columns(p).empty());
+  EXPECT_EQ("", sql_spj_rows(p, {{0, inserted("ivm_new")}}));
+  p.unique_key = true;
+  EXPECT_EQ(std::vector<int>{0}, keyed_columns(p));
+  const std::string sql = sql_spj_rows(p, {{0, inserted("ivm_new")}});
+  // Read-only; per locator value the added row (live) before the removed one.
+  EXPECT_TRUE(Lacks(sql, "UPDATE"));
+  EXPECT_TRUE(Lacks(sql, "DELETE"));
+  EXPECT_TRUE(Lacks(sql, "INSERT"));
+  EXPECT_TRUE(Has(sql, "WITH d AS (SELECT c0, c1, sum(__m)::int8 AS __m FROM ("));
+  EXPECT_TRUE(Has(sql,
+                  " HAVING sum(__m) <> 0) SELECT DISTINCT ON (c0) __m, __m > 0 AS __live, c0, c1 FROM d ORDER BY "
+                  "c0, __m DESC"));
+}
+
+TEST(SpjRows, OuterJoinReturnsEveryAffectedKey) {
+  ViewPlan p = left_join();
+  p.view_key = 0;
+  p.unique_key = true;
+  p.types[0] = "integer";  // the key's type
+  EXPECT_EQ(std::vector<int>{0}, keyed_columns(p));
+  const std::string sql = sql_spj_rows(p, {{1, inserted("ivm_new")}});
+  // A key without a recomputed row is not live; it still names its row.
+  EXPECT_TRUE(Has(sql,
+                  "SELECT n.__m IS NOT NULL AS __live, coalesce(n.c0, ivm_keys.k) AS c0, n.c1 FROM ivm_keys "
+                  "LEFT JOIN n ON n.c0 = ivm_keys.k"));
+  EXPECT_TRUE(Lacks(sql, "UPDATE"));
+  // A change of the preserved leaf may bring rows with a NULL key: no key's.
+  EXPECT_EQ("", sql_spj_rows(p, {{0, inserted("ivm_new")}}));
+  // Keys of another type than the column's cannot name its rows.
+  p.types[0] = "text";
+  EXPECT_TRUE(keyed_columns(p).empty());
+  EXPECT_EQ("", sql_spj_rows(p, {{1, inserted("ivm_new")}}));
+}
+
 TEST(SpjApply, WithoutLocatorMatchesWholeRows) {
   ViewPlan p = spj_single();
   p.locator = -1;
@@ -1213,7 +1250,12 @@ TEST(Explain, DescribesPlanAndMaintenance) {
   EXPECT_TRUE(Lacks(single, "lock keys"));
   const std::string agg = explain(grouped_agg(true));
   EXPECT_TRUE(Has(agg, "a8: recompute pg_catalog.count distinct(l1.customer)"));
-  EXPECT_TRUE(Has(agg, "3. recompute dirty groups: WITH rc AS ("));
+  EXPECT_TRUE(Has(agg, "4. recompute dirty groups: WITH rc AS ("));
+  // The view written by key, with the SQL statements for when it cannot be.
+  EXPECT_TRUE(Has(agg, "2. update state, returning each changed group's view row: WITH d AS ("));
+  EXPECT_TRUE(Has(agg, "3. write the view by key (region): "));
+  EXPECT_TRUE(Has(agg, "2'. update state: WITH d AS ("));
+  EXPECT_TRUE(Lacks(single, "write the view by key"));
   EXPECT_TRUE(Lacks(explain(two_group_agg()), "recompute dirty groups"));
 }
 
