@@ -2,10 +2,12 @@
 #include "apply/keyed.hpp"
 
 extern "C" {
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/tableam.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_trigger.h"
+#include "utils/acl.h"
 #include "utils/datum.h"
 }
 
@@ -43,6 +45,11 @@ Relation key_index(ResultRelInfo* rri, const Layout& lay) {
 // apply_keyed).
 bool writable(Relation rel, TupleDesc result, const Layout& lay) {
   if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass || rel->rd_rel->relispartition)
+    return false;
+  // The owner may write the view's table (the SQL statements check it; an
+  // owner can revoke their own rights).
+  if (pg_class_aclmask(RelationGetRelid(rel), GetUserId(), ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE,
+                       ACLMASK_ALL) != (ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE))
     return false;
   // Only ivm's guard, a statement trigger for users' own writes.
   if (TriggerDesc* td = rel->trigdesc)
@@ -82,6 +89,11 @@ void put(Tuplestorestate* store, TupleDesc desc, TupleTableSlot* row, int64 m) {
   for (int i = 0; i < n; ++i) {
     values[i] = row->tts_values[i];
     nulls[i] = row->tts_isnull[i];
+    // A value the view's row keeps in TOAST is copied in: the change must
+    // stay readable whatever happens to that row.
+    if (!nulls[i] && TupleDescAttr(row->tts_tupleDescriptor, i)->attlen == -1 &&
+        VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+      values[i] = PointerGetDatum(detoast_external_attr(reinterpret_cast<struct varlena*>(DatumGetPointer(values[i]))));
   }
   values[n] = Int64GetDatum(m);
   nulls[n] = false;

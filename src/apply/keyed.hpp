@@ -33,7 +33,8 @@ bool keyed_possible();
 // c0, c1, ... when __live, and goes when not.  Registers the view's change
 // (its columns and __m) as relation `change` when that is not "", and
 // returns its size.  nullopt, with nothing written, when the view's table
-// cannot be written this way: a trigger other than ivm's guard (a user's
+// cannot be written this way: the owner lacks a right on the table (the
+// SQL statements then fail as they would have), a trigger other than ivm's guard (a user's
 // trigger or a foreign key must see the SQL statement they expect), no index
 // on exactly the key columns, inheritance children, a column whose type is a
 // domain (whose checks run when a value is cast to it, which writing a row
