@@ -462,7 +462,11 @@ std::vector<std::string> sql_create_storage(const ViewPlan& p) {
     out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") +
                   ") WITH (fillfactor = " + std::to_string(kFillfactor) + ")");
   }
-  if (!p.keylock.empty()) out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type + " PRIMARY KEY)");
+  // Each maintenance updates the key rows it locks (an update, not a row lock:
+  // see sql_lock_keys): room on the page keeps those updates HOT.
+  if (!p.keylock.empty())
+    out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type + " PRIMARY KEY) WITH (fillfactor = " +
+                  std::to_string(kFillfactor) + ")");
   return out;
 }
 

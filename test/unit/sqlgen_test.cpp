@@ -1160,7 +1160,7 @@ TEST(CreateStorage, SpjIndexesTheLocatorAndCreatesTheKeylock) {
   EXPECT_EQ("CREATE INDEX ON public.v_spj (id)", single[0]);
   const std::vector<std::string> join = sql_create_storage(inner_join());
   ASSERT_EQ(1u, join.size());
-  EXPECT_EQ("CREATE TABLE ivm_state.keylock_1 (k integer PRIMARY KEY)", join[0]);
+  EXPECT_EQ("CREATE TABLE ivm_state.keylock_1 (k integer PRIMARY KEY) WITH (fillfactor = 85)", join[0]);
   const std::vector<std::string> join_idx = sql_create_indexes(inner_join());
   ASSERT_EQ(1u, join_idx.size());
   EXPECT_EQ("CREATE INDEX ON public.v_join (name)", join_idx[0]);
