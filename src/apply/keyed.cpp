@@ -9,6 +9,7 @@ extern "C" {
 #include "catalog/pg_trigger.h"
 #include "utils/acl.h"
 #include "utils/datum.h"
+#include "access/nbtree.h"
 }
 
 #include <algorithm>
@@ -102,6 +103,75 @@ void put(Tuplestorestate* store, TupleDesc desc, TupleTableSlot* row, int64 m) {
   pfree(nulls);
 }
 
+// Target: a table opened for writing rows through the executor's single-row
+// routines, with its indexes.
+struct Target {
+  Relation rel = nullptr;
+  EState* estate = nullptr;
+  ResultRelInfo* rri = nullptr;
+  EPQState epq;
+  Snapshot snapshot = nullptr;
+};
+
+void open_target(Target& t, Oid relid) {
+  t.rel = table_open(relid, RowExclusiveLock);
+  t.estate = CreateExecutorState();
+  RangeTblEntry* rte = makeNode(RangeTblEntry);
+  rte->rtekind = RTE_RELATION;
+  rte->relid = relid;
+  rte->relkind = t.rel->rd_rel->relkind;
+  rte->rellockmode = RowExclusiveLock;
+  ExecInitRangeTable(t.estate, list_make1(rte));
+  t.rri = makeNode(ResultRelInfo);
+  InitResultRelInfo(t.rri, t.rel, 1, nullptr, 0);
+  ExecOpenIndices(t.rri, false);
+}
+
+// begin_writes: everything before is visible (the statement that said what
+// to write, and earlier ones); the writes get a command id of their own, and
+// rows are found in the latest snapshot.
+void begin_writes(Target& t) {
+  CommandCounterIncrement();
+  t.estate->es_output_cid = GetCurrentCommandId(true);
+  t.snapshot = RegisterSnapshot(GetLatestSnapshot());
+  EvalPlanQualInit(&t.epq, t.estate, nullptr, NIL, -1);
+}
+
+void close_target(Target& t) {
+  if (t.snapshot) {
+    EvalPlanQualEnd(&t.epq);
+    UnregisterSnapshot(t.snapshot);
+    // Later statements see the rows written.
+    CommandCounterIncrement();
+  }
+  ExecCloseIndices(t.rri);
+  ExecResetTupleTable(t.estate->es_tupleTable, false);
+  FreeExecutorState(t.estate);
+  table_close(t.rel, NoLock);
+}
+
+// equality_procs: per key column of `index`, its operator class's equality.
+RegProcedure* equality_procs(Relation index, int nkeys) {
+  auto* eq = static_cast<RegProcedure*>(palloc(sizeof(RegProcedure) * static_cast<std::size_t>(nkeys)));
+  for (int k = 0; k < nkeys; ++k) {
+    Oid type = index->rd_opcintype[k];
+    Oid op = get_opfamily_member(index->rd_opfamily[k], type, type, BTEqualStrategyNumber);
+    if (!OidIsValid(op))
+      elog(ERROR, "no equality operator for index column %d of \"%s\"", k + 1, RelationGetRelationName(index));
+    eq[k] = get_opcode(op);
+  }
+  return eq;
+}
+
+// probe: the first row of the index's scan for `keys`, into `found`.
+bool probe(const Target& t, Relation index, ScanKeyData* keys, int nkeys, TupleTableSlot* found) {
+  IndexScanDesc scan = index_beginscan(t.rel, index, t.snapshot, nkeys, 0);
+  index_rescan(scan, keys, nkeys, nullptr, 0);
+  bool has = index_getnext_slot(scan, ForwardScanDirection, found);
+  index_endscan(scan);
+  return has;
+}
+
 struct Output {
   bool done = false;
   uint64 rows = 0;
@@ -122,35 +192,17 @@ Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
     int64 m = DatumGetInt64(SPI_getbinval(tt->vals[r], tt->tupdesc, lay.m, &isnull));
     if (isnull || (m != 1 && m != -1)) return out;
   }
-  Relation rel = table_open(view, RowExclusiveLock);
-  if (!writable(rel, tt->tupdesc, lay)) {
-    table_close(rel, NoLock);
-    return out;
-  }
-  EState* estate = CreateExecutorState();
-  RangeTblEntry* rte = makeNode(RangeTblEntry);
-  rte->rtekind = RTE_RELATION;
-  rte->relid = view;
-  rte->relkind = rel->rd_rel->relkind;
-  rte->rellockmode = RowExclusiveLock;
-  ExecInitRangeTable(estate, list_make1(rte));
-  ResultRelInfo* rri = makeNode(ResultRelInfo);
-  InitResultRelInfo(rri, rel, 1, nullptr, 0);
-  ExecOpenIndices(rri, false);
-  Relation index = key_index(rri, lay);
+  Target target;
+  open_target(target, view);
+  Relation rel = target.rel;
+  Relation index = writable(rel, tt->tupdesc, lay) ? key_index(target.rri, lay) : nullptr;
   if (!index) {
-    ExecCloseIndices(rri);
-    FreeExecutorState(estate);
-    table_close(rel, NoLock);
+    close_target(target);
     return out;
   }
-  // The upsert's writes (and everything before it) visible; ours get a
-  // command id of their own.
-  CommandCounterIncrement();
-  estate->es_output_cid = GetCurrentCommandId(true);
-  Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-  EPQState epq;
-  EvalPlanQualInit(&epq, estate, nullptr, NIL, -1);
+  begin_writes(target);
+  EState* estate = target.estate;
+  ResultRelInfo* rri = target.rri;
   TupleDesc desc = RelationGetDescr(rel);
   TupleTableSlot* found = table_slot_create(rel, &estate->es_tupleTable);
   TupleTableSlot* fresh = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
@@ -165,14 +217,7 @@ Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
   // The probe: equality on each key column by the index's own operator
   // (found once), or IS NULL for a NULL key.
   int nkeys = static_cast<int>(lay.key.size());
-  auto* eq = static_cast<RegProcedure*>(palloc(sizeof(RegProcedure) * static_cast<std::size_t>(nkeys)));
-  for (int k = 0; k < nkeys; ++k) {
-    Oid type = index->rd_opcintype[k];
-    Oid op = get_opfamily_member(index->rd_opfamily[k], type, type, BTEqualStrategyNumber);
-    if (!OidIsValid(op))
-      elog(ERROR, "no equality operator for index column %d of \"%s\"", k + 1, RelationGetRelationName(index));
-    eq[k] = get_opcode(op);
-  }
+  RegProcedure* eq = equality_procs(index, nkeys);
   ScanKeyData* keys = static_cast<ScanKeyData*>(palloc(sizeof(ScanKeyData) * static_cast<std::size_t>(nkeys)));
   MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm keyed row", ALLOCSET_SMALL_SIZES);
   for (uint64 r = 0; r < n; ++r) {
@@ -193,16 +238,13 @@ Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
         ScanKeyInit(&keys[k], static_cast<AttrNumber>(k + 1), BTEqualStrategyNumber, eq[k], fresh->tts_values[a]);
       keys[k].sk_collation = index->rd_indcollation[k];
     }
-    IndexScanDesc scan = index_beginscan(rel, index, snapshot, nkeys, 0);
-    index_rescan(scan, keys, nkeys, nullptr, 0);
-    bool has = index_getnext_slot(scan, ForwardScanDirection, found);
-    index_endscan(scan);
+    bool has = probe(target, index, keys, nkeys, found);
     if (has) slot_getallattrs(found);
     if (live && has) {
       if (!same_row(found, fresh)) {
         put(out.store, out.desc, found, -1);
         put(out.store, out.desc, fresh, 1);
-        ExecSimpleRelationUpdate(rri, estate, &epq, found, fresh);
+        ExecSimpleRelationUpdate(rri, estate, &target.epq, found, fresh);
         out.rows += 2;
       }
     } else if (live) {
@@ -211,7 +253,7 @@ Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
       out.rows += 1;
     } else if (has) {
       put(out.store, out.desc, found, -1);
-      ExecSimpleRelationDelete(rri, estate, &epq, found);
+      ExecSimpleRelationDelete(rri, estate, &target.epq, found);
       out.rows += 1;
     }
     ExecClearTuple(found);
@@ -221,16 +263,100 @@ Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
   MemoryContextDelete(row_cxt);
   pfree(keys);
   pfree(eq);
-  EvalPlanQualEnd(&epq);
-  ExecCloseIndices(rri);
-  ExecResetTupleTable(estate->es_tupleTable, false);
-  FreeExecutorState(estate);
-  UnregisterSnapshot(snapshot);
-  table_close(rel, NoLock);
-  // Later statements see these rows.
-  CommandCounterIncrement();
+  close_target(target);
   out.done = true;
   return out;
+}
+
+// KeySource: a column of a registered change holding a leaf's join key.
+struct KeySource {
+  Tuplestorestate* store;
+  TupleDesc desc;
+  int attno;  // 1-based
+};
+
+// lock_rows: what sql_lock_keys does, for the keys in `sources`: per key, in
+// the key-lock index's order, its row is locked (its latest version, after
+// waiting for a writer holding it) and updated.  False when a key has no row
+// yet (the SQL statement inserts it, racing writers through ON CONFLICT) or
+// the keys are not of the table's type; the keys locked so far stay locked.
+bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
+  Target t;
+  open_target(t, keylock);
+  TupleDesc desc = RelationGetDescr(t.rel);
+  Relation index = nullptr;
+  if (desc->natts == 1 && t.rri->ri_NumIndices == 1) {
+    IndexInfo* ii = t.rri->ri_IndexRelationInfo[0];
+    if (ii->ii_Am == BTREE_AM_OID && ii->ii_NumIndexKeyAttrs == 1 && ii->ii_IndexAttrNumbers[0] == 1 && ii->ii_Unique &&
+        ii->ii_Expressions == NIL && ii->ii_Predicate == NIL)
+      index = t.rri->ri_IndexRelationDescs[0];
+  }
+  Form_pg_attribute k = TupleDescAttr(desc, 0);
+  bool usable = index != nullptr;
+  for (int i = 0; i < nsources && usable; ++i)
+    usable = TupleDescAttr(sources[i].desc, sources[i].attno - 1)->atttypid == k->atttypid;
+  if (!usable) {
+    close_target(t);
+    return false;
+  }
+  // The keys, copied out of the changes (each read with a pointer of its
+  // own: the statements reading the same relations keep theirs).
+  std::size_t n = 0, cap = 16;
+  auto* keys = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
+  for (int i = 0; i < nsources; ++i) {
+    const KeySource& src = sources[i];
+    TupleTableSlot* slot = MakeSingleTupleTableSlot(src.desc, &TTSOpsMinimalTuple);
+    int ptr = tuplestore_alloc_read_pointer(src.store, EXEC_FLAG_REWIND);
+    tuplestore_select_read_pointer(src.store, ptr);
+    tuplestore_rescan(src.store);
+    while (tuplestore_gettupleslot(src.store, true, false, slot)) {
+      bool isnull = false;
+      Datum v = slot_getattr(slot, src.attno, &isnull);
+      if (isnull) continue;
+      if (n == cap) keys = static_cast<Datum*>(repalloc(keys, sizeof(Datum) * (cap *= 2)));
+      keys[n++] = datumCopy(v, k->attbyval, k->attlen);
+    }
+    tuplestore_select_read_pointer(src.store, 0);
+    ExecDropSingleTupleTableSlot(slot);
+  }
+  // Sorted as ORDER BY k sorts them: two writers of the same keys queue
+  // instead of deadlocking.
+  FmgrInfo* cmp = index_getprocinfo(index, 1, BTORDER_PROC);
+  Oid collation = index->rd_indcollation[0];
+  auto compare = [](const void* a, const void* b, void* arg) {
+    auto* c = static_cast<std::pair<FmgrInfo*, Oid>*>(arg);
+    return DatumGetInt32(
+        FunctionCall2Coll(c->first, c->second, *static_cast<const Datum*>(a), *static_cast<const Datum*>(b)));
+  };
+  std::pair<FmgrInfo*, Oid> order{cmp, collation};
+  qsort_arg(keys, n, sizeof(Datum), compare, &order);
+  begin_writes(t);
+  RegProcedure* eq = equality_procs(index, 1);
+  TupleTableSlot* found = table_slot_create(t.rel, &t.estate->es_tupleTable);
+  TupleTableSlot* fresh = ExecInitExtraTupleSlot(t.estate, desc, &TTSOpsVirtual);
+  bool done = true;
+  for (std::size_t i = 0; i < n && done; ++i) {
+    if (i > 0 && compare(&keys[i - 1], &keys[i], &order) == 0) continue;
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, BTEqualStrategyNumber, eq[0], keys[i]);
+    key.sk_collation = collation;
+    if (!probe(t, index, &key, 1, found)) {
+      done = false;
+      break;
+    }
+    TM_FailureData tmfd;
+    TM_Result r = table_tuple_lock(t.rel, &found->tts_tid, t.snapshot, found, t.estate->es_output_cid,
+                                   LockTupleExclusive, LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+    if (r != TM_Ok) {
+      done = false;
+      break;
+    }
+    ExecCopySlot(fresh, found);
+    ExecSimpleRelationUpdate(t.rri, t.estate, &t.epq, found, fresh);
+    ExecClearTuple(found);
+  }
+  close_target(t);
+  return done;
 }
 
 }  // namespace
@@ -257,6 +383,41 @@ std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, 
   else
     pg::pg_call([&] { tuplestore_end(out.store); });
   return out.rows;
+}
+
+}  // namespace ivm::apply
+
+namespace ivm::apply {
+
+bool lock_keys(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c) {
+  if (p.keylock.empty()) return true;
+  std::vector<KeySource> sources;
+  for (const auto& [i, d] : c) {
+    const plan::Leaf& l = p.leaves[static_cast<std::size_t>(i)];
+    if (l.key.empty()) continue;
+    std::string col = plan::key_column(l);
+    if (col.empty()) return false;
+    for (const std::string* name : {&d.inserted, &d.deleted, &d.bag}) {
+      if (name->empty()) continue;
+      KeySource src{nullptr, nullptr, 0};
+      if (!spi.find_store(*name, src.store, src.desc)) return false;
+      src.attno = pg::pg_call([&] {
+        for (int a = 0; a < src.desc->natts; ++a)
+          if (!TupleDescAttr(src.desc, a)->attisdropped && col == NameStr(TupleDescAttr(src.desc, a)->attname))
+            return a + 1;
+        return 0;
+      });
+      if (src.attno == 0) return false;
+      sources.push_back(src);
+    }
+  }
+  // Without a key class the view serializes on one row: the SQL statement.
+  if (sources.empty()) return false;
+  Oid keylock = pg::pg_call([&] {
+    List* names = stringToQualifiedNameList(p.keylock.c_str());
+    return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+  });
+  return pg::pg_call([&] { return lock_rows(keylock, sources.data(), static_cast<int>(sources.size())); });
 }
 
 }  // namespace ivm::apply

@@ -76,9 +76,10 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
     if (n > 0 && !change.empty()) spi.capture(change);
     return n;
   };
-  if (!s.lock.empty()) spi.exec(s.lock);
+  bool keyed = keyed_possible();
+  if (!s.lock.empty() && !(keyed && lock_keys(spi, p, c))) spi.exec(s.lock);
   if (!p.aggregate) {
-    if (!s.spj_rows.empty() && keyed_possible()) {
+    if (!s.spj_rows.empty() && keyed) {
       if (spi.exec(s.spj_rows) == 0) return 0;
       if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change)) return *n;
     }
@@ -86,7 +87,7 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   }
   // The view written by key when it can be; the upsert's rows then carry the
   // finalized groups, so the SQL apply (if it must run) reads the state again.
-  bool keyed = !s.upsert_rows.empty() && keyed_possible();
+  keyed = keyed && !s.upsert_rows.empty();
   if (spi.exec(keyed ? s.upsert_rows : s.upsert) == 0) return 0;
   // What the returned groups need (plan::AggApplyCase); the recomputation
   // below changes aggregate values only, never a group's key or row count.

@@ -151,11 +151,23 @@ void Spi::register_store(const std::string& name, Tuplestorestate* store, TupleD
     MemoryContextSwitchTo(old);
     if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER) elog(ERROR, "could not register relation %s", enr->md.name);
   });
+  named_[name] = {store, desc};
+}
+
+bool Spi::find_store(const std::string& name, Tuplestorestate*& store, TupleDesc& desc) const {
+  auto it = named_.find(name);
+  if (it == named_.end()) return false;
+  store = it->second.first;
+  desc = it->second.second;
+  return true;
 }
 
 void Spi::register_trigger_data(TriggerData* td) {
   int rc = pg_call([&] { return SPI_register_trigger_data(td); });
   check(rc, "register_trigger_data");
+  TupleDesc desc = RelationGetDescr(td->tg_relation);
+  if (td->tg_newtable) named_[td->tg_trigger->tgnewtable] = {td->tg_newtable, desc};
+  if (td->tg_oldtable) named_[td->tg_trigger->tgoldtable] = {td->tg_oldtable, desc};
 }
 
 SnapshotScope::SnapshotScope(Spi& spi) : spi_(spi) {

@@ -5,7 +5,9 @@
 #include "pg/guard.hpp"
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ivm::pg {
@@ -48,6 +50,9 @@ class Spi {
   MemoryContext context() const { return cxt_; }
   // register_trigger_data: makes a trigger's transition tables readable.
   void register_trigger_data(TriggerData* td);
+  // find_store: the tuplestore registered under `name` on this connection
+  // (any of the above), with its row type; false if there is none.
+  bool find_store(const std::string& name, Tuplestorestate*& store, TupleDesc& desc) const;
   // fresh_plans: plan every statement anew (large batches: a plan cached for
   // a one-row change would probe where it should hash).
   void fresh_plans(bool on) { fresh_plans_ = on; }
@@ -58,8 +63,9 @@ class Spi {
   friend class SnapshotScope;
   friend class SnapshotPause;
   MemoryContext cxt_;
-  std::vector<Tuplestorestate*> stores_;  // captured results, ended with the connection
-  Snapshot snapshot_ = nullptr;           // when set, every statement runs in it
+  std::vector<Tuplestorestate*> stores_;                                 // captured results, ended with the connection
+  std::map<std::string, std::pair<Tuplestorestate*, TupleDesc>> named_;  // every registered store
+  Snapshot snapshot_ = nullptr;                                          // when set, every statement runs in it
   bool fresh_plans_ = false;
 };
 

@@ -465,8 +465,8 @@ std::vector<std::string> sql_create_storage(const ViewPlan& p) {
   // Each maintenance updates the key rows it locks (an update, not a row lock:
   // see sql_lock_keys): room on the page keeps those updates HOT.
   if (!p.keylock.empty())
-    out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type + " PRIMARY KEY) WITH (fillfactor = " +
-                  std::to_string(kFillfactor) + ")");
+    out.push_back("CREATE TABLE " + p.keylock + " (k " + p.key_type +
+                  " PRIMARY KEY) WITH (fillfactor = " + std::to_string(kFillfactor) + ")");
   return out;
 }
 
@@ -715,6 +715,28 @@ std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
            " SELECT del.*, -1::int8 AS __m FROM del UNION ALL SELECT ins.*, 1::int8 FROM ins";
   return d + ", gone AS (" + find_copies(p, "d", exclusive) + ")" + paired_apply(p, "c" + std::to_string(p.locator)) +
          paired_result(p);
+}
+
+std::string key_column(const Leaf& l) {
+  std::string prefix = l.alias + ".";
+  if (l.key.compare(0, prefix.size(), prefix) != 0 || l.key.size() == prefix.size()) return "";
+  std::string c = l.key.substr(prefix.size());
+  if (c.front() != '"') {
+    for (char ch : c)
+      if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) return "";
+    return c;
+  }
+  // A quoted identifier: "" inside stands for one ".
+  std::string out;
+  if (c.size() < 2 || c.back() != '"') return "";
+  for (std::size_t i = 1; i + 1 < c.size(); ++i) {
+    if (c[i] == '"') {
+      if (i + 2 >= c.size() || c[i + 1] != '"') return "";
+      ++i;
+    }
+    out += c[i];
+  }
+  return out;
 }
 
 std::vector<int> keyed_columns(const ViewPlan& p) {

@@ -69,6 +69,9 @@ std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive);
 // values of keyed_columns(p) (output column indexes; empty: the view has no
 // such key, and is written by SQL statements only), one row per key.
 std::vector<int> keyed_columns(const ViewPlan& p);
+// key_column: the column of leaf l that holds its join key when the key is
+// that plain column (l2.customer_id, l2."Key"), unquoted; "" otherwise.
+std::string key_column(const Leaf& l);
 // sql_spj_rows: for a view without aggregates that has such a key, what its
 // rows of the changed keys become, as rows of __live (the key has a row now),
 // c<i> (that row; when not live, at least the key columns), and __m for

@@ -390,6 +390,18 @@ TEST(SpjApply, UniqueLocatorFindsTheOldRowByItAlone) {
   EXPECT_TRUE(Lacks(sql, "SKIP LOCKED"));
 }
 
+TEST(KeyColumn, PlainColumnsOnly) {
+  Leaf l = make_leaf("l2", "public.orders", 16390, {"customer_id"}, "l2.customer_id");
+  EXPECT_EQ("customer_id", key_column(l));
+  l.key = "l2.\"Cust \"\"Id\"\"\"";
+  EXPECT_EQ("Cust \"Id\"", key_column(l));
+  for (const char* k : {"(l2.customer_id)::bigint", "l2.customer_id + 1", "l1.customer_id", "l2.", "l2.\"a\"b\"",
+                        "l2.\"a", "lower(l2.name)", "l2.Name"}) {
+    l.key = k;
+    EXPECT_EQ("", key_column(l)) << k;
+  }
+}
+
 TEST(SpjRows, UniqueLocatorReturnsOneRowPerKey) {
   ViewPlan p = spj_single();
   EXPECT_TRUE(keyed_columns(p).empty());
