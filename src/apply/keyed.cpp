@@ -4,12 +4,12 @@
 extern "C" {
 #include "access/detoast.h"
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/tableam.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_trigger.h"
 #include "utils/acl.h"
 #include "utils/datum.h"
-#include "access/nbtree.h"
 }
 
 #include <algorithm>
