@@ -17,6 +17,21 @@ SELECT mk('by_region', 'SELECT region, product, count(*) AS n, sum(qty) AS qty, 
 SELECT mk('big_regions', 'SELECT region, count(*) AS n FROM sale GROUP BY region HAVING count(*) > 25');
 SELECT mk('regions', 'SELECT DISTINCT region FROM sale');
 
+-- via_index(q): the rows of query q read with sequential and bitmap scans off (through the
+-- view's indexes, as section 1's EXPLAIN shows), and how many of them differ (EXCEPT ALL both
+-- ways) from the same query read as the planner likes.
+CREATE FUNCTION via_index(q text, OUT via_index bigint, OUT differ bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true);
+    EXECUTE 'CREATE TEMP TABLE vw_via_index AS ' || q;
+    PERFORM set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true);
+    EXECUTE format('SELECT (SELECT count(*) FROM vw_via_index),
+                           (SELECT count(*) FROM (TABLE vw_via_index EXCEPT ALL (%1$s)) a) +
+                           (SELECT count(*) FROM ((%1$s) EXCEPT ALL TABLE vw_via_index) b)', q)
+        INTO via_index, differ;
+    DROP TABLE vw_via_index;
+END $$;
+
 -- changes(): a mix that updates groups, empties some (a NULL-keyed one among them), creates
 -- others (with NULL keys), moves groups across the HAVING line, and changes a MAX.
 CREATE PROCEDURE changes(base int) LANGUAGE sql AS $$
@@ -36,14 +51,9 @@ SELECT chk_all();
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
 EXPLAIN (COSTS OFF) SELECT region, product, qty FROM by_region WHERE qty > 0;
-CREATE TEMP TABLE via_index AS SELECT region, product, qty FROM by_region WHERE qty > 0;
 RESET enable_seqscan;
 RESET enable_bitmapscan;
-SELECT (SELECT count(*) FROM via_index) AS via_index,
-       (SELECT count(*) FROM (TABLE via_index EXCEPT ALL
-                              SELECT region, product, qty FROM by_region WHERE qty > 0) a) +
-       (SELECT count(*) FROM (SELECT region, product, qty FROM by_region WHERE qty > 0
-                              EXCEPT ALL TABLE via_index) b) AS differ;
+SELECT * FROM via_index('SELECT region, product, qty FROM vw.by_region WHERE qty > 0');
 
 -- 2. A unique index a user adds is enforced, on rows updated and on rows inserted: a change
 --    that would give two parties the same count fails the writer's statement (23505), and
@@ -143,14 +153,7 @@ $$;
 CREATE INDEX rich_doubled ON rich (doubled);
 CALL acct_changes(1000);
 SELECT chk_all();
-SET enable_seqscan = off;
-SET enable_bitmapscan = off;
-CREATE TEMP TABLE rich_via_index AS SELECT id, doubled FROM rich WHERE doubled > 0;
-RESET enable_seqscan;
-RESET enable_bitmapscan;
-SELECT (SELECT count(*) FROM rich_via_index) AS via_index,
-       (SELECT count(*) FROM (TABLE rich_via_index EXCEPT ALL SELECT id, doubled FROM rich) a) +
-       (SELECT count(*) FROM (SELECT id, doubled FROM rich EXCEPT ALL TABLE rich_via_index) b) AS differ;
+SELECT * FROM via_index('SELECT id, doubled FROM vw.rich WHERE doubled > 0');
 SET ivm.immediate_apply = 'transaction';
 BEGIN;
 CALL acct_changes(2000);

@@ -299,16 +299,13 @@ bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
     close_target(t);
     return false;
   }
-  // The keys, copied out of the changes (each read with a pointer of its
-  // own: the statements reading the same relations keep theirs).
+  // The keys, copied out of the changes.
   std::size_t n = 0, cap = 16;
   auto* keys = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
   for (int i = 0; i < nsources; ++i) {
     const KeySource& src = sources[i];
     TupleTableSlot* slot = MakeSingleTupleTableSlot(src.desc, &TTSOpsMinimalTuple);
-    int ptr = tuplestore_alloc_read_pointer(src.store, EXEC_FLAG_REWIND);
-    tuplestore_select_read_pointer(src.store, ptr);
-    tuplestore_rescan(src.store);
+    pg::begin_own_scan(src.store);
     while (tuplestore_gettupleslot(src.store, true, false, slot)) {
       bool isnull = false;
       Datum v = slot_getattr(slot, src.attno, &isnull);
@@ -316,7 +313,7 @@ bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
       if (n == cap) keys = static_cast<Datum*>(repalloc(keys, sizeof(Datum) * (cap *= 2)));
       keys[n++] = datumCopy(v, k->attbyval, k->attlen);
     }
-    tuplestore_select_read_pointer(src.store, 0);
+    pg::end_own_scan(src.store);
     ExecDropSingleTupleTableSlot(slot);
   }
   // Sorted as ORDER BY k sorts them: two writers of the same keys queue

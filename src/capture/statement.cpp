@@ -164,14 +164,12 @@ void copy_rows(MemoryContext cxt, Tuplestorestate*& store, TupleDesc& desc, Tupl
       desc = CreateTupleDescCopy(from_desc);
     }
     TupleTableSlot* slot = MakeSingleTupleTableSlot(from_desc, &TTSOpsMinimalTuple);
-    int ptr = tuplestore_alloc_read_pointer(from, EXEC_FLAG_REWIND);
-    tuplestore_select_read_pointer(from, ptr);
-    tuplestore_rescan(from);
+    pg::begin_own_scan(from);
     while (tuplestore_gettupleslot(from, true, false, slot)) {
       CHECK_FOR_INTERRUPTS();
       tuplestore_puttupleslot(store, slot);
     }
-    tuplestore_select_read_pointer(from, 0);
+    pg::end_own_scan(from);
     ExecDropSingleTupleTableSlot(slot);
     MemoryContextSwitchTo(old);
   });

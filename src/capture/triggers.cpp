@@ -29,9 +29,7 @@ void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const
   Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * n));
   bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * n));
   TupleTableSlot* slot = MakeSingleTupleTableSlot(source, &TTSOpsMinimalTuple);
-  int ptr = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
-  tuplestore_select_read_pointer(store, ptr);
-  tuplestore_rescan(store);
+  pg::begin_own_scan(store);
   int k = static_cast<int>(attnums.size());
   while (tuplestore_gettupleslot(store, true, false, slot)) {
     CHECK_FOR_INTERRUPTS();  // a statement may have changed millions of rows
@@ -48,7 +46,7 @@ void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const
     simple_heap_insert(delta, tuple);
     heap_freetuple(tuple);
   }
-  tuplestore_select_read_pointer(store, 0);
+  pg::end_own_scan(store);
   ExecDropSingleTupleTableSlot(slot);
 }
 

@@ -58,6 +58,17 @@ extern "C" {
 
 namespace ivm::pg {
 
+// begin_own_scan / end_own_scan: read a tuplestore from its first row
+// through a read pointer of its own, so that its other readers (a trigger's
+// transition table other triggers will see, a change that statements read
+// as a relation) keep their places; end_own_scan gives back the default
+// pointer.  (Tuplestores cannot free a read pointer: one per scan.)
+inline void begin_own_scan(Tuplestorestate* store) {
+  tuplestore_select_read_pointer(store, tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND));
+  tuplestore_rescan(store);
+}
+inline void end_own_scan(Tuplestorestate* store) { tuplestore_select_read_pointer(store, 0); }
+
 // xact_aborted / xact_ended: the transaction callback events after which a
 // transaction's own state (buffers, origin setup, scopes) must be gone: an
 // abort, or any end (COMMIT, ABORT, PREPARE, and their parallel-worker twins).

@@ -685,13 +685,25 @@ std::string keyed_outer_apply(const ViewPlan& p, const Changes& c, bool exclusiv
 
 }  // namespace
 
+namespace {
+
+// consolidated_delta: "WITH d AS (...)", the change of a view without
+// aggregates as rows c<i> with their net multiplicity __m (rows whose
+// changes cancel are gone), ordered by the locator when there is one: the
+// removed rows are then probed in index order.
+std::string consolidated_delta(const ViewPlan& p, const Changes& c) {
+  std::vector<std::string> cn = numbered("c", p.columns.size());
+  return "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + sql_body_delta(p, c, p.outputs) +
+         ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0" +
+         (p.locator >= 0 ? " ORDER BY c" + std::to_string(p.locator) : std::string()) + ")";
+}
+
+}  // namespace
+
 std::string sql_spj_apply(const ViewPlan& p, const Changes& c, bool exclusive) {
   if (p.outer && p.view_key >= 0) return keyed_outer_apply(p, c, exclusive);
   std::vector<std::string> cn = numbered("c", p.columns.size());
-  // Ordered by the locator: the removed copies are then probed in index order.
-  std::string d = "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + sql_body_delta(p, c, p.outputs) +
-                  ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0" +
-                  (p.locator >= 0 ? " ORDER BY c" + std::to_string(p.locator) : std::string()) + ")";
+  std::string d = consolidated_delta(p, c);
   if (p.unique_key && !p.outer && p.locator >= 0) {
     // One row per locator value, never NULL: a removed row (-1) is the view's
     // row of its locator value, and meets the added row (+1) of that value.
@@ -755,9 +767,8 @@ std::string sql_spj_rows(const ViewPlan& p, const Changes& c) {
     // At most one row per locator value before and after: per value, the
     // added row if there is one (live), else the removed one.
     std::string loc = "c" + std::to_string(p.locator);
-    return "WITH d AS (SELECT " + lead(cn) + "sum(__m)::int8 AS __m FROM (" + sql_body_delta(p, c, p.outputs) +
-           ") ivm_b" + group_by(cn) + " HAVING sum(__m) <> 0) SELECT DISTINCT ON (" + loc +
-           ") __m, __m > 0 AS __live, " + join(cn, ", ") + " FROM d ORDER BY " + loc + ", __m DESC";
+    return consolidated_delta(p, c) + " SELECT DISTINCT ON (" + loc + ") __m, __m > 0 AS __live, " + join(cn, ", ") +
+           " FROM d ORDER BY " + loc + ", __m DESC";
   }
   OuterDelta od = outer_delta(p, c, p.outputs);
   // Rows with a NULL key are no key's: the SQL statement passes them as a bag.
@@ -771,7 +782,15 @@ std::string sql_spj_rows(const ViewPlan& p, const Changes& c) {
          " = ivm_keys.k";
 }
 
-std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
+namespace {
+
+// AggUpsert: the state upsert as its WITH list (the per-group deltas) and
+// the INSERT ... ON CONFLICT ... RETURNING s.* reading it.
+struct AggUpsert {
+  std::string with, insert;
+};
+
+AggUpsert agg_upsert(const ViewPlan& p, const Changes& c) {
   AggLayout lay = agg_layout(p);
   std::string gl = lead(lay.groups);
   std::string sql = "WITH d AS (" + sql_body_delta(p, c, lay.exprs) + ")";
@@ -917,20 +936,26 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
     sets.push_back("__dirty = " +
                    (dirty.empty() ? std::string("s.__dirty") : "(s.__dirty OR " + join(dirty, " OR ") + ")"));
   }
-  sql += " INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") + " FROM " + from +
-         " WHERE gd.__cnt IS NOT NULL";
+  std::string insert = "INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") +
+                       " FROM " + from + " WHERE gd.__cnt IS NOT NULL";
   // Sorted by group: concurrent writers lock shared groups in the same order.
-  if (!p.global()) sql += " ORDER BY " + join(prefixed("gd.", lay.groups), ", ");
-  sql += " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") + " RETURNING s.*";
-  return sql;
+  if (!p.global()) insert += " ORDER BY " + join(prefixed("gd.", lay.groups), ", ");
+  insert += " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") + " RETURNING s.*";
+  return {sql, insert};
+}
+
+}  // namespace
+
+std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
+  AggUpsert u = agg_upsert(p, c);
+  return u.with + " " + u.insert;
 }
 
 std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c) {
   // The upsert's WITH list gains the upsert itself (up) and the finalized
   // groups (f); the statement then returns each group with its view row.
-  std::string upsert = sql_agg_upsert(p, c);
-  std::size_t insert = upsert.find(" INSERT INTO " + p.state + " AS s ");
-  std::string sql = upsert.substr(0, insert) + ", up AS (" + upsert.substr(insert + 1) + ")";
+  AggUpsert u = agg_upsert(p, c);
+  std::string sql = u.with + ", up AS (" + u.insert + ")";
   std::vector<std::string> items = finalized_items(p);
   items.push_back("s.__dirty");
   sql += ", f AS (SELECT " + join(items, ", ") + " FROM up s), fl AS (SELECT f.*, coalesce(" + output_condition(p) +

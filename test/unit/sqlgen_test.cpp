@@ -415,8 +415,11 @@ TEST(SpjRows, UniqueLocatorReturnsOneRowPerKey) {
   EXPECT_TRUE(Lacks(sql, "INSERT"));
   EXPECT_TRUE(Has(sql, "WITH d AS (SELECT c0, c1, sum(__m)::int8 AS __m FROM ("));
   EXPECT_TRUE(Has(sql,
-                  " HAVING sum(__m) <> 0) SELECT DISTINCT ON (c0) __m, __m > 0 AS __live, c0, c1 FROM d ORDER BY "
-                  "c0, __m DESC"));
+                  " HAVING sum(__m) <> 0 ORDER BY c0) SELECT DISTINCT ON (c0) __m, __m > 0 AS __live, c0, c1 "
+                  "FROM d ORDER BY c0, __m DESC"));
+  // The same consolidation as the SQL apply's.
+  const std::string apply = sql_spj_apply(p, {{0, inserted("ivm_new")}}, false);
+  EXPECT_EQ(apply.substr(0, apply.find(", o AS (")), sql.substr(0, sql.find(" SELECT DISTINCT ON")));
 }
 
 TEST(SpjRows, OuterJoinReturnsEveryAffectedKey) {
