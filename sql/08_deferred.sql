@@ -8,7 +8,8 @@
 -- rolled back writers, TRUNCATE, create_view / set_mode / drop_view with pending changes and
 -- what they do to ivm.delta_tables, ivm.status; then a partial apply with pending changes of
 -- another input (10), a view switched to deferred with changes still waiting in its own delta
--- table (11), refresh() under a deferred reader (12), quoted columns and DROP/ADD COLUMN (13).
+-- table (11), refresh() under a deferred reader (12), quoted columns and DROP/ADD COLUMN (13), an
+-- immediate view's change recorded for a deferred reader, its columns found by name (14).
 SET datestyle = 'ISO, MDY';
 \set VERBOSITY terse
 CREATE SCHEMA deferred;
@@ -398,4 +399,24 @@ UPDATE "Drop Cols" SET "some value" = "some value" + 1, later = 1 WHERE "Key" = 
 SELECT ivm.apply_deltas() >= 0 AS applied;
 SELECT * FROM chk('drop_sum');
 TABLE drop_sum ORDER BY "Key";
+-- 14. An immediate view's change reaches the delta table of a deferred view reading it (written
+-- straight from the change held in memory), its columns found by name: one named with a comma
+-- and a quote, one the deferred view does not read, in another order than the view's.
+CREATE TABLE s14 (k int, v int, w text);
+SELECT mk('s14_sum', 'SELECT k, sum(v) AS "a,""b", max(w) AS unread, count(*) AS n FROM s14 GROUP BY k');
+SELECT ivm.create_view('s14_over', 'SELECT n, "a,""b" AS ab, k FROM s14_sum WHERE n > 1', 'deferred');
+CREATE VIEW o_s14_over AS SELECT n, "a,""b" AS ab, k FROM o_s14_sum WHERE n > 1;
+SELECT columns FROM ivm.delta_tables WHERE relid = 's14_sum'::regclass;
+INSERT INTO s14 VALUES (1, 1, 'x'), (1, 2, 'y'), (2, 5, 'z');
+BEGIN;
+UPDATE s14 SET v = v + 10 WHERE k = 1;
+SAVEPOINT a;
+INSERT INTO s14 VALUES (2, 7, 'q');
+ROLLBACK TO a;
+INSERT INTO s14 VALUES (2, 8, 'r'), (3, 1, NULL);
+COMMIT;
+DELETE FROM s14 WHERE v = 1;
+SELECT ivm.apply_deltas() >= 0 AS applied;
+SELECT * FROM chk('s14_sum', 's14_over');
+TABLE s14_over ORDER BY k;
 RESET search_path;

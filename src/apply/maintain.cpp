@@ -127,6 +127,8 @@ namespace {
 void record_rows(pg::Spi& spi, std::uint32_t relation, const std::string& from, const std::string& m) {
   const catalog::DeltaTable* dt = catalog::delta_table(spi, relation);
   if (!dt) return;
+  // A change held in memory goes straight into the heap.
+  if (catalog::append_change(spi, *dt, from, m)) return;
   // Delta tables are ivm's own: nobody else may write or read them.
   catalog::AsCatalogOwner owner;
   std::string cols;

@@ -19,37 +19,6 @@ using namespace ivm;
 
 namespace {
 
-// append_rows: appends one transition table's rows, with multiplicity m, to
-// the delta table, straight into the heap: no SPI, no plan.  Its own read
-// pointer leaves the transition table as other triggers will find it.
-void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const std::vector<int>& attnums, int64 m,
-                 TimestampTz at) {
-  TupleDesc desc = RelationGetDescr(delta);
-  int n = desc->natts;
-  Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * n));
-  bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * n));
-  TupleTableSlot* slot = MakeSingleTupleTableSlot(source, &TTSOpsMinimalTuple);
-  pg::begin_own_scan(store);
-  int k = static_cast<int>(attnums.size());
-  while (tuplestore_gettupleslot(store, true, false, slot)) {
-    CHECK_FOR_INTERRUPTS();  // a statement may have changed millions of rows
-    slot_getallattrs(slot);
-    for (int i = 0; i < k; i++) {
-      values[i] = slot->tts_values[attnums[i] - 1];
-      nulls[i] = slot->tts_isnull[attnums[i] - 1];
-    }
-    values[k] = Int64GetDatum(m);
-    nulls[k] = false;
-    values[k + 1] = TimestampTzGetDatum(at);
-    nulls[k + 1] = false;
-    HeapTuple tuple = heap_form_tuple(desc, values, nulls);
-    simple_heap_insert(delta, tuple);
-    heap_freetuple(tuple);
-  }
-  pg::end_own_scan(store);
-  ExecDropSingleTupleTableSlot(slot);
-}
-
 // record_directly: the fast path of a write that only deferred views read
 // directly.  Returns false when the general path must run.
 bool record_directly(TriggerData* td, std::uint32_t relid) {
@@ -69,8 +38,12 @@ bool record_directly(TriggerData* td, std::uint32_t relid) {
       return false;
     }
     TimestampTz at = GetCurrentTimestamp();
-    if (td->tg_newtable) append_rows(delta, td->tg_newtable, source, route->attnums, 1, at);
-    if (td->tg_oldtable) append_rows(delta, td->tg_oldtable, source, route->attnums, -1, at);
+    if (td->tg_newtable)
+      catalog::append_rows(delta, td->tg_newtable, source, route->attnums.data(),
+                           static_cast<int>(route->attnums.size()), 0, 1, at);
+    if (td->tg_oldtable)
+      catalog::append_rows(delta, td->tg_oldtable, source, route->attnums.data(),
+                           static_cast<int>(route->attnums.size()), 0, -1, at);
     table_close(delta, NoLock);
     return true;
   });

@@ -544,8 +544,7 @@ const CaptureRoute& capture_route(pg::Spi& spi, std::uint32_t relation) {
   // A WAL-captured table's DML reaches its delta table from WAL: triggers
   // record nothing.
   if (const DeltaTable* dt = copy && !copy->from_wal ? &*copy : nullptr) {
-    spi.exec("SELECT pg_catalog.to_regclass(" + quote_literal(dt->name) + ")::oid");
-    r.delta = spi.is_null(0, 1) ? 0 : static_cast<std::uint32_t>(std::stoul(spi.text(0, 1)));
+    r.delta = dt->relid;
     for (const auto& c : dt->columns) {
       spi.exec("SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = " + oid_text(relation) +
                " AND NOT attisdropped AND attnum > 0 AND pg_catalog.quote_ident(attname) = " + quote_literal(c));
@@ -564,25 +563,82 @@ const DeltaTable* delta_table(pg::Spi& spi, std::uint32_t relation) {
   auto& cache = delta_cache();
   auto it = cache.find(relation);
   if (it == cache.end()) {
+    // One row per column (none when the view reads no column of the
+    // relation); the names are quoted identifiers, commas and all.
     spi.exec(
-        "SELECT name, array_to_string(columns, ','), EXISTS (SELECT 1 FROM ivm.dependencies d "
-        "JOIN ivm.views v USING (viewid) WHERE d.relid = t.relid AND NOT d.is_view AND v.mode = 'wal') "
-        "FROM ivm.delta_tables t WHERE relid = " +
-        oid_text(relation));
+        "SELECT t.name, EXISTS (SELECT 1 FROM ivm.dependencies d JOIN ivm.views v USING (viewid) "
+        "WHERE d.relid = t.relid AND NOT d.is_view AND v.mode = 'wal'), pg_catalog.to_regclass(t.name)::oid, u.c "
+        "FROM ivm.delta_tables t LEFT JOIN LATERAL pg_catalog.unnest(t.columns) WITH ORDINALITY u(c, i) ON true "
+        "WHERE t.relid = " +
+        oid_text(relation) + " ORDER BY u.i");
     std::optional<DeltaTable> dt;
     if (spi.rows() > 0) {
-      dt = DeltaTable{spi.text(0, 1), {}, spi.boolean(0, 3)};
-      std::string cols = spi.text(0, 2);
-      std::size_t pos = 0;
-      while (!cols.empty() && pos != std::string::npos) {
-        std::size_t comma = cols.find(',', pos);
-        dt->columns.push_back(cols.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-        pos = comma == std::string::npos ? comma : comma + 1;
-      }
+      std::uint32_t oid = spi.is_null(0, 3) ? 0 : static_cast<std::uint32_t>(std::stoul(spi.text(0, 3)));
+      dt = DeltaTable{spi.text(0, 1), {}, spi.boolean(0, 2), oid};
+      for (uint64 i = 0; i < spi.rows(); ++i)
+        if (!spi.is_null(i, 4)) dt->columns.push_back(spi.text(i, 4));
     }
     it = cache.emplace(relation, dt).first;
   }
   return it->second ? &*it->second : nullptr;
+}
+
+void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const int* attnums, int k, int m_attno,
+                 int64 m, TimestampTz at) {
+  TupleDesc desc = RelationGetDescr(delta);
+  int n = desc->natts;
+  Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * n));
+  TupleTableSlot* slot = MakeSingleTupleTableSlot(source, &TTSOpsMinimalTuple);
+  pg::begin_own_scan(store);
+  while (tuplestore_gettupleslot(store, true, false, slot)) {
+    CHECK_FOR_INTERRUPTS();  // a statement may have changed millions of rows
+    slot_getallattrs(slot);
+    for (int i = 0; i < k; i++) {
+      values[i] = slot->tts_values[attnums[i] - 1];
+      nulls[i] = slot->tts_isnull[attnums[i] - 1];
+    }
+    values[k] = m_attno > 0 ? slot->tts_values[m_attno - 1] : Int64GetDatum(m);
+    nulls[k] = false;
+    values[k + 1] = TimestampTzGetDatum(at);
+    nulls[k + 1] = false;
+    HeapTuple tuple = heap_form_tuple(desc, values, nulls);
+    simple_heap_insert(delta, tuple);
+    heap_freetuple(tuple);
+  }
+  pg::end_own_scan(store);
+  ExecDropSingleTupleTableSlot(slot);
+}
+
+bool append_change(pg::Spi& spi, const DeltaTable& dt, const std::string& from, const std::string& m) {
+  Tuplestorestate* store = nullptr;
+  TupleDesc source = nullptr;
+  if (dt.relid == 0 || !spi.find_store(from, store, source)) return false;
+  return pg::pg_call([&] {
+    // Each delta column from the change's column of that name and type.
+    auto find = [&](const std::string& quoted) {
+      for (int a = 0; a < source->natts; ++a) {
+        Form_pg_attribute att = TupleDescAttr(source, a);
+        if (!att->attisdropped && quoted == quote_identifier(NameStr(att->attname))) return a + 1;
+      }
+      return 0;
+    };
+    int m_attno = m == "__m" ? find("__m") : 0;
+    if (m == "__m" && (m_attno == 0 || TupleDescAttr(source, m_attno - 1)->atttypid != INT8OID)) return false;
+    Relation delta = table_open(dt.relid, RowExclusiveLock);
+    TupleDesc desc = RelationGetDescr(delta);
+    int k = static_cast<int>(dt.columns.size());
+    int* attnums = static_cast<int*>(palloc(sizeof(int) * static_cast<std::size_t>(k + 1)));
+    bool ok = desc->natts == k + 2;
+    for (int i = 0; i < k && ok; ++i) {
+      attnums[i] = find(dt.columns[static_cast<std::size_t>(i)]);
+      ok = attnums[i] > 0 && TupleDescAttr(source, attnums[i] - 1)->atttypid == TupleDescAttr(desc, i)->atttypid;
+    }
+    if (ok) append_rows(delta, store, source, attnums, k, m_attno, m == "-1" ? -1 : 1, GetCurrentTimestamp());
+    pfree(attnums);
+    table_close(delta, RowExclusiveLock);
+    return ok;
+  });
 }
 
 std::vector<std::uint32_t> delta_relations(pg::Spi& spi, std::uint32_t view) {

@@ -28,7 +28,22 @@ struct DeltaTable {
   // reach the delta table from WAL (apply/wal.cpp), never from triggers,
   // except a TRUNCATE's (the BEFORE TRUNCATE trigger records the rows).
   bool from_wal = false;
+  std::uint32_t relid = 0;  // the delta table's own oid
 };
+
+// append_rows: appends the rows of a tuplestore (row type `source`) to a
+// delta table, straight into its heap (no SPI, no plan): per row the source's
+// k columns `attnums` (1-based, in the delta table's order), the multiplicity
+// (the source's column m_attno, or the constant m when m_attno is 0), and
+// the time `at`.  A read pointer of its own leaves the store as its other
+// readers find it.  PostgreSQL's terms: call under pg_call.
+void append_rows(Relation delta, Tuplestorestate* store, TupleDesc source, const int* attnums, int k, int m_attno,
+                 int64 m, TimestampTz at);
+// append_change: appends the change registered on `spi` as relation `from`
+// to delta table dt, its columns found by name, with multiplicity m ("1",
+// "-1", or "__m": the change's own column).  False, with nothing written,
+// when there is no such relation or its columns do not match.
+bool append_change(pg::Spi& spi, const DeltaTable& dt, const std::string& from, const std::string& m);
 
 // catalog_owner: the owner of ivm's catalog (the role that created the
 // extension).  ivm's bookkeeping runs as this role: its catalog tables, the
