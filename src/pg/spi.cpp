@@ -8,14 +8,30 @@ namespace ivm::pg {
 
 namespace {
 
-// Plans of generated statements, kept for the life of the backend.  The text
-// is the key: a statement's text names every relation it reads, so equal text
-// means an equal plan, and PostgreSQL's plan cache revalidates after DDL.
+// Plans of generated statements, kept for the life of the backend.  The key
+// is the text, with the row types of the registered relations it names: the
+// text names every relation a statement reads, and PostgreSQL's plan cache
+// revalidates after DDL, but not when a relation of the same name is
+// registered with other columns (the groups an upsert returned are raw state
+// rows on one path, finalized rows on another): a plan made for one row type
+// must not read the other.
 std::unordered_map<std::string, SPIPlanPtr>& plan_cache() {
   static std::unordered_map<std::string, SPIPlanPtr> cache;
   return cache;
 }
 constexpr std::size_t kMaxCachedPlans = 2000;
+
+// shape_of: a row type's column names and types, as text (reads the
+// descriptor only: no call that could raise an error).
+std::string shape_of(TupleDesc desc) {
+  std::string out;
+  for (int a = 0; a < desc->natts; ++a) {
+    Form_pg_attribute att = TupleDescAttr(desc, a);
+    out += std::string(NameStr(att->attname)) + ":" + std::to_string(att->atttypid) + "." +
+           std::to_string(att->atttypmod) + "." + std::to_string(att->attcollation) + ",";
+  }
+  return out;
+}
 
 void check(int rc, const char* what) {
   if (rc < 0)
@@ -46,7 +62,10 @@ Spi::~Spi() {
 uint64 Spi::exec(const std::string& sql) {
   if (fresh_plans_) return exec_once(sql);
   auto& cache = plan_cache();
-  auto it = cache.find(sql);
+  std::string key = sql;
+  for (const auto& [name, n] : named_)
+    if (sql.find(name) != std::string::npos) key += "\x1f" + name + "=" + n.shape;
+  auto it = cache.find(key);
   SPIPlanPtr plan = it == cache.end() ? nullptr : it->second;
   if (!plan) {
     if (cache.size() >= kMaxCachedPlans) {
@@ -59,7 +78,7 @@ uint64 Spi::exec(const std::string& sql) {
       SPI_keepplan(p);
       return p;
     });
-    cache.emplace(sql, plan);
+    cache.emplace(key, plan);
   }
   int rc = pg_call([&] {
     return snapshot_ ? SPI_execute_snapshot(plan, nullptr, nullptr, snapshot_, InvalidSnapshot, false, true, 0)
@@ -151,14 +170,14 @@ void Spi::register_store(const std::string& name, Tuplestorestate* store, TupleD
     MemoryContextSwitchTo(old);
     if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER) elog(ERROR, "could not register relation %s", enr->md.name);
   });
-  named_[name] = {store, desc};
+  named_[name] = {store, desc, shape_of(desc)};
 }
 
 bool Spi::find_store(const std::string& name, Tuplestorestate*& store, TupleDesc& desc) const {
   auto it = named_.find(name);
   if (it == named_.end()) return false;
-  store = it->second.first;
-  desc = it->second.second;
+  store = it->second.store;
+  desc = it->second.desc;
   return true;
 }
 
@@ -166,8 +185,8 @@ void Spi::register_trigger_data(TriggerData* td) {
   int rc = pg_call([&] { return SPI_register_trigger_data(td); });
   check(rc, "register_trigger_data");
   TupleDesc desc = RelationGetDescr(td->tg_relation);
-  if (td->tg_newtable) named_[td->tg_trigger->tgnewtable] = {td->tg_newtable, desc};
-  if (td->tg_oldtable) named_[td->tg_trigger->tgoldtable] = {td->tg_oldtable, desc};
+  if (td->tg_newtable) named_[td->tg_trigger->tgnewtable] = {td->tg_newtable, desc, shape_of(desc)};
+  if (td->tg_oldtable) named_[td->tg_trigger->tgoldtable] = {td->tg_oldtable, desc, shape_of(desc)};
 }
 
 SnapshotScope::SnapshotScope(Spi& spi) : spi_(spi) {

@@ -20,8 +20,9 @@ class Spi {
   Spi(const Spi&) = delete;
   Spi& operator=(const Spi&) = delete;
 
-  // exec: runs one statement through a plan cached by its text and returns
-  // the number of rows processed.  Generated maintenance SQL only.
+  // exec: runs one statement through a plan cached by its text and the row
+  // types of the relations registered here that it names, and returns the
+  // number of rows processed.  Generated maintenance SQL only.
   uint64 exec(const std::string& sql);
   // exec_once: runs a statement without caching its plan (DDL, one-offs).
   uint64 exec_once(const std::string& sql);
@@ -63,9 +64,14 @@ class Spi {
   friend class SnapshotScope;
   friend class SnapshotPause;
   MemoryContext cxt_;
-  std::vector<Tuplestorestate*> stores_;                                 // captured results, ended with the connection
-  std::map<std::string, std::pair<Tuplestorestate*, TupleDesc>> named_;  // every registered store
-  Snapshot snapshot_ = nullptr;                                          // when set, every statement runs in it
+  std::vector<Tuplestorestate*> stores_;  // captured results, ended with the connection
+  struct Named {
+    Tuplestorestate* store;
+    TupleDesc desc;
+    std::string shape;  // its columns' names and types (see exec)
+  };
+  std::map<std::string, Named> named_;  // every registered store
+  Snapshot snapshot_ = nullptr;         // when set, every statement runs in it
   bool fresh_plans_ = false;
 };
 
