@@ -1,12 +1,12 @@
 // keyed.cpp: writes a view's rows by key (see keyed.hpp).
 #include "apply/keyed.hpp"
 
+#include "apply/rows.hpp"
+
 extern "C" {
 #include "access/detoast.h"
-#include "access/genam.h"
 #include "access/nbtree.h"
 #include "access/tableam.h"
-#include "catalog/pg_am.h"
 #include "catalog/pg_trigger.h"
 #include "utils/acl.h"
 #include "utils/datum.h"
@@ -20,6 +20,8 @@ namespace ivm::apply {
 
 namespace {
 
+using rows::Target;
+
 // Where the parts of a result row are (1-based; see apply_keyed).
 struct Layout {
   int live = 0;
@@ -27,20 +29,6 @@ struct Layout {
   int m = 0;                    // __m, or 0
   std::vector<AttrNumber> key;  // the view's key columns (attribute numbers)
 };
-
-// key_index: the view's index whose key is exactly the key columns.
-Relation key_index(ResultRelInfo* rri, const Layout& lay) {
-  for (int i = 0; i < rri->ri_NumIndices; ++i) {
-    IndexInfo* ii = rri->ri_IndexRelationInfo[i];
-    if (ii->ii_Am != BTREE_AM_OID || ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
-        ii->ii_NumIndexKeyAttrs != static_cast<int>(lay.key.size()) || !ii->ii_ReadyForInserts)
-      continue;
-    bool same = rri->ri_IndexRelationDescs[i]->rd_index->indisvalid;
-    for (std::size_t k = 0; k < lay.key.size() && same; ++k) same = ii->ii_IndexAttrNumbers[k] == lay.key[k];
-    if (same) return rri->ri_IndexRelationDescs[i];
-  }
-  return nullptr;
-}
 
 // writable: whether `rel` can be written row by row from this result (see
 // apply_keyed).
@@ -103,75 +91,6 @@ void put(Tuplestorestate* store, TupleDesc desc, TupleTableSlot* row, int64 m) {
   pfree(nulls);
 }
 
-// Target: a table opened for writing rows through the executor's single-row
-// routines, with its indexes.
-struct Target {
-  Relation rel = nullptr;
-  EState* estate = nullptr;
-  ResultRelInfo* rri = nullptr;
-  EPQState epq;
-  Snapshot snapshot = nullptr;
-};
-
-void open_target(Target& t, Oid relid) {
-  t.rel = table_open(relid, RowExclusiveLock);
-  t.estate = CreateExecutorState();
-  RangeTblEntry* rte = makeNode(RangeTblEntry);
-  rte->rtekind = RTE_RELATION;
-  rte->relid = relid;
-  rte->relkind = t.rel->rd_rel->relkind;
-  rte->rellockmode = RowExclusiveLock;
-  ExecInitRangeTable(t.estate, list_make1(rte));
-  t.rri = makeNode(ResultRelInfo);
-  InitResultRelInfo(t.rri, t.rel, 1, nullptr, 0);
-  ExecOpenIndices(t.rri, false);
-}
-
-// begin_writes: everything before is visible (the statement that said what
-// to write, and earlier ones); the writes get a command id of their own, and
-// rows are found in the latest snapshot.
-void begin_writes(Target& t) {
-  CommandCounterIncrement();
-  t.estate->es_output_cid = GetCurrentCommandId(true);
-  t.snapshot = RegisterSnapshot(GetLatestSnapshot());
-  EvalPlanQualInit(&t.epq, t.estate, nullptr, NIL, -1);
-}
-
-void close_target(Target& t) {
-  if (t.snapshot) {
-    EvalPlanQualEnd(&t.epq);
-    UnregisterSnapshot(t.snapshot);
-    // Later statements see the rows written.
-    CommandCounterIncrement();
-  }
-  ExecCloseIndices(t.rri);
-  ExecResetTupleTable(t.estate->es_tupleTable, false);
-  FreeExecutorState(t.estate);
-  table_close(t.rel, NoLock);
-}
-
-// equality_procs: per key column of `index`, its operator class's equality.
-RegProcedure* equality_procs(Relation index, int nkeys) {
-  auto* eq = static_cast<RegProcedure*>(palloc(sizeof(RegProcedure) * static_cast<std::size_t>(nkeys)));
-  for (int k = 0; k < nkeys; ++k) {
-    Oid type = index->rd_opcintype[k];
-    Oid op = get_opfamily_member(index->rd_opfamily[k], type, type, BTEqualStrategyNumber);
-    if (!OidIsValid(op))
-      elog(ERROR, "no equality operator for index column %d of \"%s\"", k + 1, RelationGetRelationName(index));
-    eq[k] = get_opcode(op);
-  }
-  return eq;
-}
-
-// probe: the first row of the index's scan for `keys`, into `found`.
-bool probe(const Target& t, Relation index, ScanKeyData* keys, int nkeys, TupleTableSlot* found) {
-  IndexScanDesc scan = index_beginscan(t.rel, index, t.snapshot, nkeys, 0);
-  index_rescan(scan, keys, nkeys, nullptr, 0);
-  bool has = index_getnext_slot(scan, ForwardScanDirection, found);
-  index_endscan(scan);
-  return has;
-}
-
 struct Output {
   bool done = false;
   uint64 rows = 0;
@@ -179,28 +98,28 @@ struct Output {
   TupleDesc desc = nullptr;
 };
 
-// write_rows: the whole write, in PostgreSQL's terms (run under pg_call, so
-// nothing here owns a C++ object: an error longjmps out of this frame).
-Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
+// write_rows: the whole write of result rows `vals` (row type `result`), in
+// PostgreSQL's terms (run under pg_call, so nothing here owns a C++ object:
+// an error longjmps out of this frame).
+Output write_rows(Oid view, const Layout& lay, MemoryContext keep, TupleDesc result, HeapTuple* vals, uint64 n) {
   Output out;
-  SPITupleTable* tt = SPI_tuptable;
-  uint64 n = SPI_processed;
   // A key's row can only go or become another: a multiplicity beyond one
   // means the result is not what keyed_columns promised.
   for (uint64 r = 0; r < n && lay.m > 0; ++r) {
     bool isnull = false;
-    int64 m = DatumGetInt64(SPI_getbinval(tt->vals[r], tt->tupdesc, lay.m, &isnull));
+    int64 m = DatumGetInt64(heap_getattr(vals[r], lay.m, result, &isnull));
     if (isnull || (m != 1 && m != -1)) return out;
   }
   Target target;
-  open_target(target, view);
+  rows::open_target(target, view);
   Relation rel = target.rel;
-  Relation index = writable(rel, tt->tupdesc, lay) ? key_index(target.rri, lay) : nullptr;
+  int nkeys = static_cast<int>(lay.key.size());
+  Relation index = writable(rel, result, lay) ? rows::key_index(target, lay.key.data(), nkeys) : nullptr;
   if (!index) {
-    close_target(target);
+    rows::close_target(target);
     return out;
   }
-  begin_writes(target);
+  rows::begin_writes(target);
   EState* estate = target.estate;
   ResultRelInfo* rri = target.rri;
   TupleDesc desc = RelationGetDescr(rel);
@@ -216,29 +135,23 @@ Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
 
   // The probe: equality on each key column by the index's own operator
   // (found once), or IS NULL for a NULL key.
-  int nkeys = static_cast<int>(lay.key.size());
-  RegProcedure* eq = equality_procs(index, nkeys);
+  RegProcedure* eq = rows::equality_procs(index, nkeys);
   ScanKeyData* keys = static_cast<ScanKeyData*>(palloc(sizeof(ScanKeyData) * static_cast<std::size_t>(nkeys)));
   MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm keyed row", ALLOCSET_SMALL_SIZES);
   for (uint64 r = 0; r < n; ++r) {
     MemoryContext outer = MemoryContextSwitchTo(row_cxt);
-    HeapTuple t = tt->vals[r];
+    HeapTuple t = vals[r];
     bool isnull = false;
-    bool live = DatumGetBool(SPI_getbinval(t, tt->tupdesc, lay.live, &isnull)) && !isnull;
+    bool live = DatumGetBool(heap_getattr(t, lay.live, result, &isnull)) && !isnull;
     ExecClearTuple(fresh);
     for (int i = 0; i < desc->natts; ++i)
-      fresh->tts_values[i] = SPI_getbinval(t, tt->tupdesc, lay.first + i, &fresh->tts_isnull[i]);
+      fresh->tts_values[i] = heap_getattr(t, lay.first + i, result, &fresh->tts_isnull[i]);
     ExecStoreVirtualTuple(fresh);
     for (int k = 0; k < nkeys; ++k) {
       int a = lay.key[static_cast<std::size_t>(k)] - 1;
-      if (fresh->tts_isnull[a])
-        ScanKeyEntryInitialize(&keys[k], SK_ISNULL | SK_SEARCHNULL, static_cast<AttrNumber>(k + 1), InvalidStrategy,
-                               InvalidOid, index->rd_indcollation[k], InvalidOid, static_cast<Datum>(0));
-      else
-        ScanKeyInit(&keys[k], static_cast<AttrNumber>(k + 1), BTEqualStrategyNumber, eq[k], fresh->tts_values[a]);
-      keys[k].sk_collation = index->rd_indcollation[k];
+      rows::set_key(keys, k, index, eq, fresh->tts_values[a], fresh->tts_isnull[a]);
     }
-    bool has = probe(target, index, keys, nkeys, found);
+    bool has = rows::probe(target, index, keys, nkeys, found);
     if (has) slot_getallattrs(found);
     if (live && has) {
       if (!same_row(found, fresh)) {
@@ -263,7 +176,7 @@ Output write_rows(Oid view, const Layout& lay, MemoryContext keep) {
   MemoryContextDelete(row_cxt);
   pfree(keys);
   pfree(eq);
-  close_target(target);
+  rows::close_target(target);
   out.done = true;
   return out;
 }
@@ -282,7 +195,7 @@ struct KeySource {
 // the keys are not of the table's type; the keys locked so far stay locked.
 bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
   Target t;
-  open_target(t, keylock);
+  rows::open_target(t, keylock);
   TupleDesc desc = RelationGetDescr(t.rel);
   Relation index = nullptr;
   if (desc->natts == 1 && t.rri->ri_NumIndices == 1) {
@@ -296,7 +209,7 @@ bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
   for (int i = 0; i < nsources && usable; ++i)
     usable = TupleDescAttr(sources[i].desc, sources[i].attno - 1)->atttypid == k->atttypid;
   if (!usable) {
-    close_target(t);
+    rows::close_target(t);
     return false;
   }
   // The keys, copied out of the changes.
@@ -327,24 +240,16 @@ bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
   };
   std::pair<FmgrInfo*, Oid> order{cmp, collation};
   qsort_arg(keys, n, sizeof(Datum), compare, &order);
-  begin_writes(t);
-  RegProcedure* eq = equality_procs(index, 1);
+  rows::begin_writes(t);
+  RegProcedure* eq = rows::equality_procs(index, 1);
   TupleTableSlot* found = table_slot_create(t.rel, &t.estate->es_tupleTable);
   TupleTableSlot* fresh = ExecInitExtraTupleSlot(t.estate, desc, &TTSOpsVirtual);
   bool done = true;
   for (std::size_t i = 0; i < n && done; ++i) {
     if (i > 0 && compare(&keys[i - 1], &keys[i], &order) == 0) continue;
     ScanKeyData key;
-    ScanKeyInit(&key, 1, BTEqualStrategyNumber, eq[0], keys[i]);
-    key.sk_collation = collation;
-    if (!probe(t, index, &key, 1, found)) {
-      done = false;
-      break;
-    }
-    TM_FailureData tmfd;
-    TM_Result r = table_tuple_lock(t.rel, &found->tts_tid, t.snapshot, found, t.estate->es_output_cid,
-                                   LockTupleExclusive, LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
-    if (r != TM_Ok) {
+    rows::set_key(&key, 0, index, eq, keys[i], false);
+    if (!rows::probe(t, index, &key, 1, found) || !rows::lock_latest(t, found)) {
       done = false;
       break;
     }
@@ -352,7 +257,7 @@ bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
     ExecSimpleRelationUpdate(t.rri, t.estate, &t.epq, found, fresh);
     ExecClearTuple(found);
   }
-  close_target(t);
+  rows::close_target(t);
   return done;
 }
 
@@ -362,24 +267,31 @@ bool keyed_possible() {
   return pg::pg_call([] { return !IsolationUsesXactSnapshot(); });
 }
 
-std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change) {
+std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change,
+                                         TupleDesc result, HeapTuple* vals, uint64 n) {
   Layout lay;
-  lay.live = spi.column("__live");
-  lay.first = spi.column("c0");
-  lay.m = std::max(spi.column("__m"), 0);
+  pg::pg_call([&] {
+    lay.live = SPI_fnumber(result, "__live");
+    lay.first = SPI_fnumber(result, "c0");
+    lay.m = std::max(SPI_fnumber(result, "__m"), 0);
+  });
   if (lay.live <= 0 || lay.first <= 0) return std::nullopt;
   for (int c : plan::keyed_columns(p)) {
     if (c < 0 || c >= static_cast<int>(p.columns.size())) return std::nullopt;
     lay.key.push_back(static_cast<AttrNumber>(c + 1));
   }
   if (lay.key.empty()) return std::nullopt;
-  Output out = pg::pg_call([&] { return write_rows(p.oid, lay, spi.context()); });
+  Output out = pg::pg_call([&] { return write_rows(p.oid, lay, spi.context(), result, vals, n); });
   if (!out.done) return std::nullopt;
   if (!change.empty() && out.rows > 0)
     spi.keep_store(change, out.store, out.desc);
   else
     pg::pg_call([&] { tuplestore_end(out.store); });
   return out.rows;
+}
+
+std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change) {
+  return apply_keyed(spi, p, change, SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed);
 }
 
 }  // namespace ivm::apply

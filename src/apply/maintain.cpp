@@ -1,6 +1,7 @@
 // maintain.cpp: runs each view's delta steps in dependency order.
 #include "apply/maintain.hpp"
 #include "apply/keyed.hpp"
+#include "apply/merge.hpp"
 #include "apply/wal.hpp"
 #include "catalog/catalog.hpp"
 #include "plan/sqlgen.hpp"
@@ -24,6 +25,8 @@ struct Steps {
   // The upsert returning each group's view row, for writing the view by key
   // (keyed.hpp), and the state's clean-up after it.
   std::string upsert_rows, gc;
+  // The per-group deltas, for merging the state by key (merge.hpp).
+  std::string deltas;
   // What the view's rows of the changed keys become, read-only, for writing
   // a view without aggregates by key.
   std::string spj_rows;
@@ -53,6 +56,7 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
     if (!p.global()) {
       s.upsert_rows = plan::sql_agg_upsert_rows(p, c);
       s.gc = plan::sql_agg_gc(p);
+      if (plan::state_mergeable(p)) s.deltas = plan::sql_agg_deltas(p, c);
     }
     if (p.needs_recompute()) s.recompute = plan::sql_agg_recompute(p);
     for (int dirty = 0; dirty < 2; ++dirty)
@@ -88,6 +92,22 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   // The view written by key when it can be; the upsert's rows then carry the
   // finalized groups, so the SQL apply (if it must run) reads the state again.
   keyed = keyed && !s.upsert_rows.empty();
+  // The state merged by key when every group has its row (merge.hpp).
+  if (keyed && !s.deltas.empty()) {
+    if (spi.exec(s.deltas) == 0) return 0;
+    if (std::optional<Merged> m = merge_state(spi, p)) {
+      if (m->emptied || m->dirty) register_groups(spi, *m);
+      if (!m->dirty) {
+        if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change, m->desc, m->rows, m->n)) {
+          if (m->emptied) spi.exec(s.gc);
+          return *n;
+        }
+        if (!m->emptied) register_groups(spi, *m);
+      }
+      if (m->dirty) spi.exec(s.recompute);
+      return result(spi.exec(s.apply[1][m->nulls][m->emptied]));
+    }
+  }
   if (spi.exec(keyed ? s.upsert_rows : s.upsert) == 0) return 0;
   // What the returned groups need (plan::AggApplyCase); the recomputation
   // below changes aggregate values only, never a group's key or row count.

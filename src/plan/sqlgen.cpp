@@ -785,9 +785,10 @@ std::string sql_spj_rows(const ViewPlan& p, const Changes& c) {
 namespace {
 
 // AggUpsert: the state upsert as its WITH list (the per-group deltas) and
-// the INSERT ... ON CONFLICT ... RETURNING s.* reading it.
+// the INSERT ... ON CONFLICT ... RETURNING s.* reading it; `deltas` is the
+// SELECT that INSERT inserts, its columns named as the state's.
 struct AggUpsert {
-  std::string with, insert;
+  std::string with, insert, deltas;
 };
 
 AggUpsert agg_upsert(const ViewPlan& p, const Changes& c) {
@@ -936,12 +937,24 @@ AggUpsert agg_upsert(const ViewPlan& p, const Changes& c) {
     sets.push_back("__dirty = " +
                    (dirty.empty() ? std::string("s.__dirty") : "(s.__dirty OR " + join(dirty, " OR ") + ")"));
   }
-  std::string insert = "INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") +
-                       " FROM " + from + " WHERE gd.__cnt IS NOT NULL";
+  std::string rows = " FROM " + from + " WHERE gd.__cnt IS NOT NULL";
   // Sorted by group: concurrent writers lock shared groups in the same order.
-  if (!p.global()) insert += " ORDER BY " + join(prefixed("gd.", lay.groups), ", ");
-  insert += " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") + " RETURNING s.*";
-  return {sql, insert};
+  if (!p.global()) rows += " ORDER BY " + join(prefixed("gd.", lay.groups), ", ");
+  std::string insert = "INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") + rows +
+                       " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") + " RETURNING s.*";
+  // Cast as the INSERT assigns them (sum(int8) is numeric, the state int8).
+  auto type_of = [&](const std::string& col) -> std::string {
+    std::size_t digits = col.find_first_of("0123456789");
+    std::string stem = col.substr(0, digits);
+    std::size_t i = digits == std::string::npos ? 0 : std::stoul(col.substr(digits));
+    if (stem == "g") return p.group_types[i];
+    if (stem == "a" || stem == "d") return p.aggs[i].state_type;
+    return stem == "__dirty" ? "boolean" : "int8";  // __cnt, n, x, dc
+  };
+  std::vector<std::string> named;
+  for (std::size_t i = 0; i < cols.size(); ++i)
+    named.push_back("(" + vals[i] + ")::" + type_of(cols[i]) + " AS " + cols[i]);
+  return {sql, insert, sql + " SELECT " + join(named, ", ") + rows};
 }
 
 }  // namespace
@@ -971,6 +984,23 @@ std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c) {
   }
   return sql + " SELECT " + join(outs, ", ") + " FROM fl f";
 }
+
+bool state_mergeable(const ViewPlan& p) {
+  if (!p.aggregate || p.global() || !p.extreme_counts || !p.having.empty()) return false;
+  for (const Aggregate& ag : p.aggs)
+    if (ag.kind == AggKind::Recompute) return false;
+  if (p.finals.size() != p.columns.size()) return false;
+  for (std::size_t i = 0; i < p.finals.size(); ++i) {
+    auto g = std::find(p.group_columns.begin(), p.group_columns.end(), static_cast<int>(i));
+    std::string plain = g != p.group_columns.end() ? "f.g" + std::to_string(g - p.group_columns.begin()) : "";
+    bool agg = false;
+    for (std::size_t a = 0; a < p.aggs.size() && !agg; ++a) agg = p.finals[i] == "f.a" + std::to_string(a);
+    if (plain.empty() ? !agg : p.finals[i] != plain) return false;
+  }
+  return true;
+}
+
+std::string sql_agg_deltas(const ViewPlan& p, const Changes& c) { return agg_upsert(p, c).deltas; }
 
 std::string sql_agg_gc(const ViewPlan& p) {
   std::vector<std::string> sg = state_groups(p);
@@ -1191,9 +1221,16 @@ std::string explain(const ViewPlan& p) {
   if (!rows.empty()) {
     std::vector<std::string> cols;
     for (int k : key) cols.push_back(p.columns[static_cast<std::size_t>(k)]);
-    o << "  2. "
-      << (p.aggregate ? "update state, returning each changed group's view row: " : "rows of the changed keys: ")
-      << rows << "\n";
+    if (p.aggregate && state_mergeable(p)) {
+      o << "  2. per-group deltas: " << sql_agg_deltas(p, c) << "\n";
+      o << "  2a. merge the state rows by group: each found by the state's index on the group, locked, merged and "
+           "finalized in place (when a group has no state row yet, 2b instead)\n";
+      o << "  2b. update state, returning each changed group's view row: " << rows << "\n";
+    } else {
+      o << "  2. "
+        << (p.aggregate ? "update state, returning each changed group's view row: " : "rows of the changed keys: ")
+        << rows << "\n";
+    }
     o << "  3. write the view by key (" << join(cols, ", ")
       << "): each row found by the view's index on the key, then updated, inserted or deleted in place"
       << (p.aggregate && p.needs_recompute() ? "; with dirty groups, steps 4 and 5 instead" : "") << "\n";

@@ -85,6 +85,15 @@ std::string sql_agg_upsert(const ViewPlan& p, const Changes& c);
 // not live).  The view is then written row by row (apply/keyed.hpp), or by
 // sql_agg_apply reading the state again.
 std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c);
+// Merging the state below SQL (apply/merge.hpp): state_mergeable(p) says
+// whether the upsert's ON CONFLICT branch and the finalization can be done
+// row by row in C: a grouped view of algebraic aggregates and MIN/MAX with
+// counted extremes, no HAVING, every output column a group or an aggregate
+// as it is.  sql_agg_deltas then gives, read-only, each changed group's
+// delta as the upsert would insert it: one row per group, sorted by group
+// (the order the upsert locks them in), columns named as the state table's.
+bool state_mergeable(const ViewPlan& p);
+std::string sql_agg_deltas(const ViewPlan& p, const Changes& c);
 // sql_agg_gc: deletes the state rows of groups the upsert emptied (__cnt = 0
 // among the groups registered as kGroupsRelation).
 std::string sql_agg_gc(const ViewPlan& p);

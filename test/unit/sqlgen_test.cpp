@@ -1057,6 +1057,50 @@ TEST(AggUpsertRows, ReturnsEachGroupWithItsViewRow) {
   EXPECT_TRUE(Has(sql, "CASE WHEN f.__live THEN f.a7 END AS c8 FROM fl f"));
 }
 
+TEST(StateMerge, AlgebraicAndCountedExtremesWithPlainOutputsAreMergeable) {
+  EXPECT_TRUE(state_mergeable(grouped_agg(false)));
+  EXPECT_TRUE(state_mergeable(two_group_agg()));
+  // A recomputed aggregate, HAVING, an output expression, uncounted extremes,
+  // no groups: the upsert statement.
+  EXPECT_FALSE(state_mergeable(grouped_agg(true)));
+  ViewPlan having = grouped_agg(false);
+  having.having = "f.a0 > 1";
+  EXPECT_FALSE(state_mergeable(having));
+  ViewPlan expr = grouped_agg(false);
+  expr.finals[1] = "(f.a0 * 2)";
+  EXPECT_FALSE(state_mergeable(expr));
+  ViewPlan group_as_agg = grouped_agg(false);
+  group_as_agg.finals[0] = "f.a0";  // a group column must be the group itself
+  EXPECT_FALSE(state_mergeable(group_as_agg));
+  ViewPlan no_counts = grouped_agg(false);
+  no_counts.extreme_counts = false;
+  EXPECT_FALSE(state_mergeable(no_counts));
+  EXPECT_FALSE(state_mergeable(global_agg()));
+  EXPECT_FALSE(state_mergeable(spj_single()));
+}
+
+TEST(StateMerge, DeltasAreWhatTheUpsertInsertsNamedAndCastAsTheState) {
+  const ViewPlan p = grouped_agg(false);
+  const plan::Changes c{{0, inserted("ivm_new")}};
+  const std::string upsert = sql_agg_upsert(p, c);
+  const std::string deltas = sql_agg_deltas(p, c);
+  // The same WITH list, then a read-only SELECT: no INSERT, no ON CONFLICT.
+  const std::string with = upsert.substr(0, upsert.find(" INSERT INTO "));
+  EXPECT_EQ(deltas.rfind(with + " SELECT ", 0), 0u);
+  EXPECT_TRUE(Lacks(deltas, "INSERT"));
+  EXPECT_TRUE(Lacks(deltas, "ON CONFLICT"));
+  // Each value cast to its state column's type, as the INSERT would assign it.
+  EXPECT_TRUE(Has(deltas, "SELECT (gd.c0)::text AS g0, (gd.__cnt)::int8 AS __cnt, (gd.a0)::bigint AS a0, "));
+  EXPECT_TRUE(Has(deltas, "(gd.a1)::numeric AS a1, (gd.n1)::int8 AS n1, "));
+  EXPECT_TRUE(Has(deltas,
+                  "(mm3.ins)::integer AS a3, (mm3.insc)::int8 AS x3, (mm3.del)::integer AS d3, "
+                  "(mm3.delc)::int8 AS dc3, "));
+  EXPECT_TRUE(Has(deltas, "(gd.a7)::interval AS a7, (gd.n7)::int8 AS n7, "));
+  // Sorted by group, as the upsert locks the groups.
+  EXPECT_TRUE(Has(deltas, " WHERE gd.__cnt IS NOT NULL ORDER BY gd.c0"));
+  EXPECT_EQ(deltas.substr(deltas.size() - std::string("ORDER BY gd.c0").size()), "ORDER BY gd.c0");
+}
+
 TEST(AggApply, GarbageCollectionIsAStatementOfItsOwn) {
   const ViewPlan p = grouped_agg(false);
   const std::string gc = sql_agg_gc(p);

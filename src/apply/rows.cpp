@@ -1,0 +1,97 @@
+// rows.cpp: single-row access below SQL (see rows.hpp).
+#include "apply/rows.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/nbtree.h"
+#include "access/tableam.h"
+#include "catalog/pg_am.h"
+}
+
+namespace ivm::apply::rows {
+
+void open_target(Target& t, Oid relid) {
+  t.rel = table_open(relid, RowExclusiveLock);
+  t.estate = CreateExecutorState();
+  RangeTblEntry* rte = makeNode(RangeTblEntry);
+  rte->rtekind = RTE_RELATION;
+  rte->relid = relid;
+  rte->relkind = t.rel->rd_rel->relkind;
+  rte->rellockmode = RowExclusiveLock;
+  ExecInitRangeTable(t.estate, list_make1(rte));
+  t.rri = makeNode(ResultRelInfo);
+  InitResultRelInfo(t.rri, t.rel, 1, nullptr, 0);
+  ExecOpenIndices(t.rri, false);
+}
+
+void begin_writes(Target& t) {
+  CommandCounterIncrement();
+  t.estate->es_output_cid = GetCurrentCommandId(true);
+  t.snapshot = RegisterSnapshot(GetLatestSnapshot());
+  EvalPlanQualInit(&t.epq, t.estate, nullptr, NIL, -1);
+}
+
+void close_target(Target& t) {
+  if (t.snapshot) {
+    EvalPlanQualEnd(&t.epq);
+    UnregisterSnapshot(t.snapshot);
+    // Later statements see the rows written.
+    CommandCounterIncrement();
+  }
+  ExecCloseIndices(t.rri);
+  ExecResetTupleTable(t.estate->es_tupleTable, false);
+  FreeExecutorState(t.estate);
+  table_close(t.rel, NoLock);
+}
+
+RegProcedure* equality_procs(Relation index, int nkeys) {
+  auto* eq = static_cast<RegProcedure*>(palloc(sizeof(RegProcedure) * static_cast<std::size_t>(nkeys)));
+  for (int k = 0; k < nkeys; ++k) {
+    Oid type = index->rd_opcintype[k];
+    Oid op = get_opfamily_member(index->rd_opfamily[k], type, type, BTEqualStrategyNumber);
+    if (!OidIsValid(op))
+      elog(ERROR, "no equality operator for index column %d of \"%s\"", k + 1, RelationGetRelationName(index));
+    eq[k] = get_opcode(op);
+  }
+  return eq;
+}
+
+Relation key_index(const Target& t, const AttrNumber* attnums, int nkeys) {
+  ResultRelInfo* rri = t.rri;
+  for (int i = 0; i < rri->ri_NumIndices; ++i) {
+    IndexInfo* ii = rri->ri_IndexRelationInfo[i];
+    if (ii->ii_Am != BTREE_AM_OID || ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
+        ii->ii_NumIndexKeyAttrs != nkeys || !ii->ii_ReadyForInserts)
+      continue;
+    bool same = rri->ri_IndexRelationDescs[i]->rd_index->indisvalid;
+    for (int k = 0; k < nkeys && same; ++k) same = ii->ii_IndexAttrNumbers[k] == attnums[k];
+    if (same) return rri->ri_IndexRelationDescs[i];
+  }
+  return nullptr;
+}
+
+void set_key(ScanKeyData* keys, int k, Relation index, const RegProcedure* eq, Datum value, bool isnull) {
+  if (isnull)
+    ScanKeyEntryInitialize(&keys[k], SK_ISNULL | SK_SEARCHNULL, static_cast<AttrNumber>(k + 1), InvalidStrategy,
+                           InvalidOid, index->rd_indcollation[k], InvalidOid, static_cast<Datum>(0));
+  else
+    ScanKeyInit(&keys[k], static_cast<AttrNumber>(k + 1), BTEqualStrategyNumber, eq[k], value);
+  keys[k].sk_collation = index->rd_indcollation[k];
+}
+
+bool probe(const Target& t, Relation index, ScanKeyData* keys, int nkeys, TupleTableSlot* found) {
+  IndexScanDesc scan = index_beginscan(t.rel, index, t.snapshot, nkeys, 0);
+  index_rescan(scan, keys, nkeys, nullptr, 0);
+  bool has = index_getnext_slot(scan, ForwardScanDirection, found);
+  index_endscan(scan);
+  return has;
+}
+
+bool lock_latest(const Target& t, TupleTableSlot* found) {
+  TM_FailureData tmfd;
+  TM_Result r = table_tuple_lock(t.rel, &found->tts_tid, t.snapshot, found, t.estate->es_output_cid, LockTupleExclusive,
+                                 LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+  return r == TM_Ok;
+}
+
+}  // namespace ivm::apply::rows
