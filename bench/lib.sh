@@ -43,7 +43,7 @@
 # Extra lines for postgresql.conf may be given in IVM_BENCH_EXTRA_CONF (newline-separated).
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BENCH_IVM_DATABASES="oltp_none,oltp_immediate,oltp_deferred,oltp_wal,oltp_triggers,oltp_immediate6,oltp_mixed,oltp_batched,oltp_batched7"
+BENCH_IVM_DATABASES="oltp_none,oltp_immediate,oltp_deferred,oltp_wal,oltp_triggers,oltp_immediate6,oltp_mixed,oltp_batched,oltp_batched7,oltp_triggers6"
 IVM_BENCH_SHARED_BUFFERS="${IVM_BENCH_SHARED_BUFFERS:-2GB}"
 BENCH_SETTINGS=(shared_buffers max_wal_size min_wal_size checkpoint_timeout wal_level fsync
                 synchronous_commit full_page_writes work_mem maintenance_work_mem jit
