@@ -57,13 +57,19 @@ struct Spec {
   MemoryContext keep = nullptr;
 };
 
-int attno(TupleDesc desc, const char* fmt, int i) {
-  char name[NAMEDATALEN];
-  snprintf(name, sizeof(name), fmt, i);
+// attno: the attribute number of column `name` (0: none), or of the column
+// named by `prefix` and i ("a3", "dc3").
+int attno(TupleDesc desc, const char* name) {
   for (int a = 0; a < desc->natts; ++a)
     if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), name) == 0)
       return a + 1;
   return 0;
+}
+
+int attno(TupleDesc desc, const char* prefix, int i) {
+  char name[NAMEDATALEN];
+  snprintf(name, sizeof(name), "%s%d", prefix, i);
+  return attno(desc, name);
 }
 
 Oid type_of(TupleDesc desc, int att) { return TupleDescAttr(desc, att - 1)->atttypid; }
@@ -75,11 +81,11 @@ bool setup_aggs(const Spec& s, TupleDesc state, Agg* aggs) {
     Agg& g = aggs[i];
     g.kind = s.kinds[i];
     g.interval_avg = s.interval_avg[i] != 0;
-    g.a = attno(state, "a%d", i);
-    g.n = attno(state, "n%d", i);
-    g.x = attno(state, "x%d", i);
-    g.d = attno(state, "d%d", i);
-    g.dc = attno(state, "dc%d", i);
+    g.a = attno(state, "a", i);
+    g.n = attno(state, "n", i);
+    g.x = attno(state, "x", i);
+    g.d = attno(state, "d", i);
+    g.dc = attno(state, "dc", i);
     if (g.a == 0) return false;
     Oid t = type_of(state, g.a);
     g.state_type = g.final_type = t;
@@ -243,8 +249,8 @@ Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) 
     ok = from[i] > 0 && type_of(deltas, from[i]) == att->atttypid;
   }
   auto* gatt = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(s.ngroups)));
-  for (int j = 0; j < s.ngroups && ok; ++j) ok = (gatt[j] = static_cast<AttrNumber>(attno(sd, "g%d", j))) > 0;
-  int cnt = attno(sd, "__cnt", 0), dirty = attno(sd, "__dirty", 0);
+  for (int j = 0; j < s.ngroups && ok; ++j) ok = (gatt[j] = static_cast<AttrNumber>(attno(sd, "g", j))) > 0;
+  int cnt = attno(sd, "__cnt"), dirty = attno(sd, "__dirty");
   ok = ok && cnt > 0 && dirty > 0 && type_of(sd, cnt) == INT8OID && type_of(sd, dirty) == BOOLOID;
   auto* aggs = static_cast<Agg*>(palloc0(sizeof(Agg) * static_cast<std::size_t>(s.naggs)));
   ok = ok && setup_aggs(s, sd, aggs);
