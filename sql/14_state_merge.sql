@@ -6,7 +6,7 @@
 -- upsert.  Every state type and finalization the merge handles is here, with NULL group keys,
 -- NULL measures, emptied groups (their state rows go), lost extremes (recomputed), ties,
 -- savepoints, both ivm.immediate_apply settings and REPEATABLE READ, each step checked
--- against the plain view.  (The numeric measures keep one scale: a numeric sum's display
+-- against the plain view; then which path each change took (ivm.maintenance_paths).  (The numeric measures keep one scale: a numeric sum's display
 -- scale after deletes is a known difference of either path, see README.)
 CREATE SCHEMA sm;
 SET search_path = sm, public;
@@ -97,6 +97,30 @@ UPDATE m SET b = b + 1, t = 'RR' WHERE id % 4 = 0;
 COMMIT;
 SELECT chk_all();
 TABLE sums ORDER BY g, h;
+
+-- 6. Which path ran (ivm.maintenance_paths(): this session's counts).  took(): the paths taken
+-- since the previous call.  A view whose input did not change in a column it reads takes none.
+CREATE TEMP TABLE seen AS SELECT * FROM ivm.maintenance_paths();
+CREATE FUNCTION took() RETURNS text LANGUAGE sql AS $$
+    WITH now AS (SELECT * FROM ivm.maintenance_paths()),
+    d AS (SELECT n.path, n.times - s.times AS k FROM now n JOIN seen s USING (path) WHERE n.times > s.times),
+    upd AS (UPDATE seen s SET times = n.times FROM now n WHERE n.path = s.path)
+    SELECT coalesce(string_agg(path || ' ' || k, ', ' ORDER BY path), 'nothing') FROM d
+$$;
+SELECT took();
+UPDATE m SET x = x + 1 WHERE id = 2;                -- only sums reads x: merged
+SELECT took();
+-- All four: two merged, two upserted; extremes loses g2's minimum (2): recomputed, and written
+-- by the statement.
+UPDATE m SET i = i + 1000 WHERE id = 2;
+SELECT took();
+INSERT INTO m VALUES (90, 'brand', 0, 1, 1, 1, '$1.00', '1 day', true, 'b', '2026-08-01');
+SELECT took();                                      -- a new group: the upsert for all four
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+UPDATE m SET i = i + 1 WHERE id = 90;
+COMMIT;
+SELECT took();                                      -- the statements, for state and view
+SELECT chk_all();
 DROP SCHEMA sm CASCADE;
 RESET search_path;
 SELECT ivm_leftovers();

@@ -129,6 +129,16 @@ IVM_FUNCTION(ivm_explain) {
   return pg::pg_call([&] { return PointerGetDatum(cstring_to_text(text.c_str())); });
 }
 
+IVM_FUNCTION(ivm_path_counts) {
+  Datum counts[apply::kPaths];
+  for (std::size_t i = 0; i < apply::kPaths; ++i)
+    counts[i] = Int64GetDatum(static_cast<int64>(apply::path_count(static_cast<apply::Path>(i))));
+  return pg::pg_call([&] {
+    return PointerGetDatum(
+        construct_array(counts, static_cast<int>(apply::kPaths), INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+  });
+}
+
 IVM_FUNCTION(ivm_apply_deltas) {
   capture::flush_transaction();  // the views first take what the transaction changed
   pg::Spi spi;

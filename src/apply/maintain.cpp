@@ -8,6 +8,7 @@
 #include "pg/spi.hpp"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -67,6 +68,10 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
   return cache.emplace(std::move(key), std::move(s)).first->second;
 }
 
+// How often each path below was taken in this backend (maintenance_paths).
+std::array<std::uint64_t, kPaths> path_counts{};
+void took(Path p) { ++path_counts[static_cast<std::size_t>(p)]; }
+
 // apply_one: maintains one view for the changes of its leaves, and returns
 // the size of the view's own change (rows + __m), registered as relation
 // `change` unless that is "".
@@ -81,12 +86,20 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
     return n;
   };
   bool keyed = keyed_possible();
-  if (!s.lock.empty() && !(keyed && lock_keys(spi, p, c))) spi.exec(s.lock);
+  if (!s.lock.empty()) {
+    bool direct = keyed && lock_keys(spi, p, c);
+    if (!direct) spi.exec(s.lock);
+    took(direct ? Path::KeysLockedDirectly : Path::KeysLockedByStatement);
+  }
   if (!p.aggregate) {
     if (!s.spj_rows.empty() && keyed) {
       if (spi.exec(s.spj_rows) == 0) return 0;
-      if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change)) return *n;
+      if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change)) {
+        took(Path::ViewWrittenByKey);
+        return *n;
+      }
     }
+    took(Path::ViewWrittenByStatement);
     return result(spi.exec(s.spj));
   }
   // The view written by key when it can be; the upsert's rows then carry the
@@ -96,19 +109,23 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   if (keyed && !s.deltas.empty()) {
     if (spi.exec(s.deltas) == 0) return 0;
     if (std::optional<Merged> m = merge_state(spi, p)) {
+      took(Path::StateMergedByGroup);
       if (m->emptied || m->dirty) register_groups(spi, *m);
       if (!m->dirty) {
         if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change, m->desc, m->rows, m->n)) {
+          took(Path::ViewWrittenByKey);
           if (m->emptied) spi.exec(s.gc);
           return *n;
         }
         if (!m->emptied) register_groups(spi, *m);
       }
+      took(Path::ViewWrittenByStatement);
       if (m->dirty) spi.exec(s.recompute);
       return result(spi.exec(s.apply[1][m->nulls][m->emptied]));
     }
   }
   if (spi.exec(keyed ? s.upsert_rows : s.upsert) == 0) return 0;
+  took(Path::StateUpsertedByStatement);
   // What the returned groups need (plan::AggApplyCase); the recomputation
   // below changes aggregate values only, never a group's key or row count.
   bool dirty = false, nulls = false, emptied = false;
@@ -124,6 +141,7 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   if (keyed && !dirty) {
     if (emptied) spi.capture(plan::kGroupsRelation);
     if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change)) {
+      took(Path::ViewWrittenByKey);
       if (emptied) spi.exec(s.gc);
       return *n;
     }
@@ -134,6 +152,7 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   // Groups that lost their MIN/MAX (or hold a non-algebraic aggregate) are
   // recomputed in a statement of their own: it runs after the group locks
   // were taken, so under READ COMMITTED it sees what committed meanwhile.
+  took(Path::ViewWrittenByStatement);
   if (dirty) spi.exec(s.recompute);
   return result(spi.exec(s.apply[dirty || keyed][nulls][emptied]));
 }
@@ -176,6 +195,8 @@ LargeBatch::LargeBatch(pg::Spi& spi, std::uint64_t rows) : spi_(spi) {
 }
 
 LargeBatch::~LargeBatch() { spi_.fresh_plans(false); }
+
+std::uint64_t path_count(Path p) { return path_counts[static_cast<std::size_t>(p)]; }
 
 std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
   std::vector<catalog::Dependent> views;

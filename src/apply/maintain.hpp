@@ -66,6 +66,21 @@ class LargeBatch {
   std::optional<pg::ScopedSetting> no_jit_, memory_;
 };
 
+// Path: how a view's maintenance did each of its parts.  Counted per backend
+// (path_count; ivm.maintenance_paths() shows them): the paths below SQL step
+// aside to the statements in the cases their headers list, and a user (or a
+// test) can see which ran.
+enum class Path {
+  KeysLockedDirectly,        // key locks taken row by row (keyed.hpp lock_keys)
+  KeysLockedByStatement,     // ... by the ON CONFLICT statement
+  StateMergedByGroup,        // aggregate state merged row by row (merge.hpp)
+  StateUpsertedByStatement,  // ... by the upsert statement
+  ViewWrittenByKey,          // the view's rows written row by row (keyed.hpp)
+  ViewWrittenByStatement,    // ... by the SQL apply statement
+};
+constexpr std::size_t kPaths = 6;
+std::uint64_t path_count(Path p);
+
 // Changed: base relations changed by a statement, with where to read each change.
 using Changed = std::map<std::uint32_t, plan::DeltaSource>;
 
