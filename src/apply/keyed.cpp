@@ -322,10 +322,8 @@ bool lock_keys(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c) {
   }
   // Without a key class the view serializes on one row: the SQL statement.
   if (sources.empty()) return false;
-  Oid keylock = pg::pg_call([&] {
-    List* names = stringToQualifiedNameList(p.keylock.c_str());
-    return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
-  });
+  Oid keylock = pg::relation_oid(p.keylock);
+  if (!OidIsValid(keylock)) return false;
   return pg::pg_call([&] { return lock_rows(keylock, sources.data(), static_cast<int>(sources.size())); });
 }
 

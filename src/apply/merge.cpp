@@ -47,7 +47,6 @@ struct Agg {
 // pg_call, where no C++ object may live).
 struct Spec {
   Oid state = InvalidOid;
-  Oid view = InvalidOid;
   int ngroups = 0;
   int naggs = 0;
   const AggKind* kinds = nullptr;
@@ -255,16 +254,6 @@ Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) 
   auto* aggs = static_cast<Agg*>(palloc0(sizeof(Agg) * static_cast<std::size_t>(s.naggs)));
   ok = ok && setup_aggs(s, sd, aggs);
   Relation index = ok ? rows::key_index(t, gatt, s.ngroups) : nullptr;
-  // The view's columns are the types the finalized groups have.
-  Relation view = relation_open(s.view, AccessShareLock);
-  TupleDesc vd = CreateTupleDescCopy(RelationGetDescr(view));
-  relation_close(view, AccessShareLock);
-  ok = ok && vd->natts == s.ncols;
-  for (int c = 0; c < s.ncols && ok; ++c) {
-    int k = s.column[c];
-    Oid want = k < 0 ? type_of(sd, gatt[-1 - k]) : aggs[k].final_type;
-    ok = !TupleDescAttr(vd, c)->attisdropped && TupleDescAttr(vd, c)->atttypid == want;
-  }
   if (!ok || !index) {
     rows::close_target(t);
     return out;
@@ -312,9 +301,15 @@ Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) 
   TupleDescInitEntry(od, ++k, "__cnt", INT8OID, -1, 0);
   TupleDescInitEntry(od, ++k, "__dirty", BOOLOID, -1, 0);
   TupleDescInitEntry(od, ++k, "__live", BOOLOID, -1, 0);
+  // c<i>: a group column, or a finalized aggregate.  Writing the view checks
+  // that these are its columns' types (apply_keyed steps aside otherwise).
   for (int c = 0; c < s.ncols; ++c) {
-    TupleDescCopyEntry(od, ++k, vd, static_cast<AttrNumber>(c + 1));
-    snprintf(NameStr(TupleDescAttr(od, k - 1)->attname), NAMEDATALEN, "c%d", c);
+    char name[NAMEDATALEN];
+    snprintf(name, sizeof(name), "c%d", c);
+    ++k;
+    int src = s.column[c] < 0 ? -1 - s.column[c] : s.ngroups + s.column[c];
+    TupleDescCopyEntry(od, k, od, static_cast<AttrNumber>(src + 1));
+    namestrcpy(&TupleDescAttr(od, k - 1)->attname, name);
   }
   out.m.desc = od;
   out.m.n = n;
@@ -397,20 +392,17 @@ Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) 
 }  // namespace
 
 std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p) {
-  if (!plan::state_mergeable(p) || p.oid == 0) return std::nullopt;
+  std::vector<int> column = plan::merged_columns(p);
+  Oid state = column.empty() ? InvalidOid : pg::relation_oid(p.state);
+  if (!OidIsValid(state)) return std::nullopt;
   std::vector<AggKind> kinds;
   std::vector<char> interval_avg;
   for (const plan::Aggregate& ag : p.aggs) {
     kinds.push_back(ag.kind);
     interval_avg.push_back(ag.interval_avg ? 1 : 0);
   }
-  // Per view column: group j as -1 - j, aggregate i as i (finals are f.g<j>
-  // or f.a<i>: state_mergeable).
-  std::vector<int> column;
-  for (const std::string& f : p.finals)
-    column.push_back(f.rfind("f.g", 0) == 0 ? -1 - std::stoi(f.substr(3)) : std::stoi(f.substr(3)));
   Spec s;
-  s.view = p.oid;
+  s.state = state;
   s.ngroups = static_cast<int>(p.groups.size());
   s.naggs = static_cast<int>(p.aggs.size());
   s.kinds = kinds.data();
@@ -418,10 +410,7 @@ std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p) {
   s.ncols = static_cast<int>(column.size());
   s.column = column.data();
   s.keep = spi.context();
-  Outcome o = pg::pg_call([&] {
-    s.state = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(p.state.c_str())), NoLock, false);
-    return merge_rows(s, SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed);
-  });
+  Outcome o = pg::pg_call([&] { return merge_rows(s, SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed); });
   if (!o.done) return std::nullopt;
   return o.m;
 }

@@ -39,8 +39,8 @@ struct Merged {
 // merge_state: merges the per-group deltas of the last SPI result (the rows
 // of plan::sql_agg_deltas) into the state of view p (plan::state_mergeable),
 // under READ COMMITTED (apply::keyed_possible).  nullopt, with no state
-// written, when a group has no state row yet, or the state or view tables
-// are not as the plan says (the caller then runs the upsert statement).
+// written, when a group has no state row yet, or the state table is not as
+// the plan says (the caller then runs the upsert statement).
 std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p);
 
 // groups_store: the merged groups as a tuplestore in the connection's

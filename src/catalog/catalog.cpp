@@ -305,10 +305,7 @@ std::vector<std::uint32_t> family(pg::Spi& spi, std::uint32_t view) {
 void rebase(plan::ViewPlan& p, std::uint32_t view) {
   p.oid = view;
   for (auto& l : p.leaves) {
-    Oid now = pg_call([&] {
-      RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(l.relation.c_str()));
-      return RangeVarGetRelid(rv, NoLock, true);
-    });
+    Oid now = pg::relation_oid(l.relation);
     if (OidIsValid(now)) l.relid = now;
   }
 }
@@ -449,10 +446,7 @@ bool is_view(pg::Spi& spi, std::uint32_t relid) {
 }
 
 std::uint32_t lookup(pg::Spi& spi, const std::string& name) {
-  Oid relid = pg_call([&] {
-    RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
-    return RangeVarGetRelid(rv, NoLock, true);
-  });
+  Oid relid = pg::relation_oid(name);
   if (!OidIsValid(relid) || !is_view(spi, relid))
     throw Error(ERRCODE_UNDEFINED_OBJECT, "incremental view \"" + name + "\" does not exist", "",
                 "ivm.views lists the incremental views.");
@@ -1049,8 +1043,7 @@ void follow_owner(pg::Spi& spi, std::uint32_t view) {
   std::vector<std::uint32_t> owned = children;
   for (const std::string& t : {p.state, p.keylock}) {
     if (t.empty()) continue;
-    Oid relid = pg_call(
-        [&] { return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(t.c_str())), NoLock, true); });
+    Oid relid = pg::relation_oid(t);
     if (OidIsValid(relid)) owned.push_back(relid);
   }
   {

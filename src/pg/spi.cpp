@@ -215,6 +215,12 @@ ScopedSetting::~ScopedSetting() {
   if (std::uncaught_exceptions() == 0) pg_call([l = level_] { AtEOXact_GUC(true, l); });
 }
 
+std::uint32_t relation_oid(const std::string& name) {
+  return pg_call([&] {
+    return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str())), NoLock, true);
+  });
+}
+
 std::string quote_ident(const std::string& s) {
   return pg_call([&] { return quote_identifier(s.c_str()); });
 }

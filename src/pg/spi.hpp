@@ -124,6 +124,9 @@ class PinnedSearchPath : public ScopedSetting {
 };
 
 std::string quote_ident(const std::string& s);
+// relation_oid: the relation a qualified name ("ivm_state.s_16496", quoted
+// parts allowed) names, 0 when there is none.
+std::uint32_t relation_oid(const std::string& name);
 std::string quote_literal(const std::string& s);
 
 }  // namespace ivm::pg

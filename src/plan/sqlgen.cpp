@@ -985,20 +985,31 @@ std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c) {
   return sql + " SELECT " + join(outs, ", ") + " FROM fl f";
 }
 
-bool state_mergeable(const ViewPlan& p) {
-  if (!p.aggregate || p.global() || !p.extreme_counts || !p.having.empty()) return false;
+std::vector<int> merged_columns(const ViewPlan& p) {
+  if (!p.aggregate || p.global() || !p.extreme_counts || !p.having.empty()) return {};
   for (const Aggregate& ag : p.aggs)
-    if (ag.kind == AggKind::Recompute) return false;
-  if (p.finals.size() != p.columns.size()) return false;
+    if (ag.kind == AggKind::Recompute) return {};
+  if (p.finals.size() != p.columns.size()) return {};
+  std::vector<int> out;
   for (std::size_t i = 0; i < p.finals.size(); ++i) {
     auto g = std::find(p.group_columns.begin(), p.group_columns.end(), static_cast<int>(i));
-    std::string plain = g != p.group_columns.end() ? "f.g" + std::to_string(g - p.group_columns.begin()) : "";
-    bool agg = false;
-    for (std::size_t a = 0; a < p.aggs.size() && !agg; ++a) agg = p.finals[i] == "f.a" + std::to_string(a);
-    if (plain.empty() ? !agg : p.finals[i] != plain) return false;
+    if (g != p.group_columns.end()) {
+      // A group column is the group itself.
+      int j = static_cast<int>(g - p.group_columns.begin());
+      if (p.finals[i] != "f.g" + std::to_string(j)) return {};
+      out.push_back(-1 - j);
+      continue;
+    }
+    int agg = -1;
+    for (std::size_t a = 0; a < p.aggs.size() && agg < 0; ++a)
+      if (p.finals[i] == "f.a" + std::to_string(a)) agg = static_cast<int>(a);
+    if (agg < 0) return {};
+    out.push_back(agg);
   }
-  return true;
+  return out;
 }
+
+bool state_mergeable(const ViewPlan& p) { return !merged_columns(p).empty(); }
 
 std::string sql_agg_deltas(const ViewPlan& p, const Changes& c) { return agg_upsert(p, c).deltas; }
 

@@ -93,6 +93,9 @@ std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c);
 // delta as the upsert would insert it: one row per group, sorted by group
 // (the order the upsert locks them in), columns named as the state table's.
 bool state_mergeable(const ViewPlan& p);
+// merged_columns: per output column, what the merge writes in it: group j
+// as -1 - j, aggregate i as i; empty when the view is not state_mergeable.
+std::vector<int> merged_columns(const ViewPlan& p);
 std::string sql_agg_deltas(const ViewPlan& p, const Changes& c);
 // sql_agg_gc: deletes the state rows of groups the upsert emptied (__cnt = 0
 // among the groups registered as kGroupsRelation).

@@ -1060,6 +1060,10 @@ TEST(AggUpsertRows, ReturnsEachGroupWithItsViewRow) {
 TEST(StateMerge, AlgebraicAndCountedExtremesWithPlainOutputsAreMergeable) {
   EXPECT_TRUE(state_mergeable(grouped_agg(false)));
   EXPECT_TRUE(state_mergeable(two_group_agg()));
+  // Per output column, the group (-1 - j) or the aggregate (i) the merge writes there.
+  EXPECT_EQ(merged_columns(two_group_agg()), (std::vector<int>{-1, -2, 0}));
+  EXPECT_EQ(merged_columns(grouped_agg(false)), (std::vector<int>{-1, 0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_TRUE(merged_columns(grouped_agg(true)).empty());
   // A recomputed aggregate, HAVING, an output expression, uncounted extremes,
   // no groups: the upsert statement.
   EXPECT_FALSE(state_mergeable(grouped_agg(true)));
