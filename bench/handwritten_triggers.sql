@@ -139,34 +139,38 @@ CREATE TRIGGER hw_orders_summary AFTER INSERT OR UPDATE OR DELETE ON orders
 CREATE TRIGGER hw_support_summary AFTER INSERT OR UPDATE OR DELETE ON support_tickets
     FOR EACH ROW EXECUTE FUNCTION hw_support_summary();
 
--- bench_hw_verify(): rows differing between each table and its query (EXCEPT ALL both ways),
--- 0 when exact; the same check as ivm.verify.
+-- bench_hw_diff(tab, query): rows differing between table tab and the query (EXCEPT ALL both
+-- ways), 0 when exact; the same check as ivm.verify.
+CREATE FUNCTION bench_hw_diff(tab regclass, query text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE format('WITH t AS (TABLE %s), q AS (%s) SELECT count(*) FROM ((TABLE t EXCEPT ALL TABLE q)
+                    UNION ALL (TABLE q EXCEPT ALL TABLE t)) d', tab, query) INTO n;
+    RETURN n;
+END
+$$;
+
+-- bench_hw_verify(): each table with the rows differing from its query.
 CREATE FUNCTION bench_hw_verify() RETURNS TABLE (summary text, differing_rows bigint)
 LANGUAGE sql AS $$
-    WITH t AS (
-        SELECT customer_id, total_orders, completed_orders, cancelled_orders, total_spent,
-               avg_order_value, last_order_at
-        FROM customer_order_summary),
-    q AS (
+    SELECT 'customer_order_summary', bench_hw_diff('customer_order_summary', $q$
         SELECT customer_id,
                COUNT(*) AS total_orders,
                SUM(CASE WHEN order_status = 'completed' THEN 1 ELSE 0 END) AS completed_orders,
                SUM(CASE WHEN order_status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled_orders,
                SUM(CASE WHEN order_status = 'completed' THEN order_total ELSE 0 END) AS total_spent,
+               SUM(order_total) AS order_total_sum,
                AVG(order_total) AS avg_order_value,
                MAX(created_at) AS last_order_at
-        FROM orders GROUP BY customer_id)
-    SELECT 'customer_order_summary',
-           (SELECT count(*) FROM ((TABLE t EXCEPT ALL TABLE q) UNION ALL (TABLE q EXCEPT ALL TABLE t)) d)
+        FROM orders GROUP BY customer_id$q$)
     UNION ALL
-    SELECT 'customer_support_summary', (
-        WITH t AS (TABLE customer_support_summary),
-        q AS (
-            SELECT customer_id,
-                   COUNT(*) AS total_tickets,
-                   SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS open_tickets,
-                   SUM(CASE WHEN priority = 'high' THEN 1 ELSE 0 END) AS high_priority_tickets,
-                   MAX(created_at) AS last_ticket_at
-            FROM support_tickets GROUP BY customer_id)
-        SELECT count(*) FROM ((TABLE t EXCEPT ALL TABLE q) UNION ALL (TABLE q EXCEPT ALL TABLE t)) d)
+    SELECT 'customer_support_summary', bench_hw_diff('customer_support_summary', $q$
+        SELECT customer_id,
+               COUNT(*) AS total_tickets,
+               SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS open_tickets,
+               SUM(CASE WHEN priority = 'high' THEN 1 ELSE 0 END) AS high_priority_tickets,
+               MAX(created_at) AS last_ticket_at
+        FROM support_tickets GROUP BY customer_id$q$)
 $$;

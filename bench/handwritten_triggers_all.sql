@@ -16,15 +16,21 @@
 
 SET client_min_messages = warning;
 
-CREATE TABLE customer_web_activity AS
+-- The customer_web_activity query.
+CREATE FUNCTION hw_web_activity() RETURNS TABLE (
+    customer_id int, total_events bigint, total_sessions bigint, purchase_events bigint,
+    cart_events bigint, last_active_at timestamp)
+LANGUAGE sql STABLE AS $$
 SELECT customer_id,
-       COUNT(*) AS total_events,
-       COUNT(DISTINCT session_id) AS total_sessions,
-       SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchase_events,
-       SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) AS cart_events,
-       MAX(created_at) AS last_active_at
+       COUNT(*),
+       COUNT(DISTINCT session_id),
+       SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END),
+       MAX(created_at)
 FROM web_activity
-GROUP BY customer_id;
+GROUP BY customer_id
+$$;
+CREATE TABLE customer_web_activity AS SELECT * FROM hw_web_activity();
 ALTER TABLE customer_web_activity ADD PRIMARY KEY (customer_id);
 
 -- The customer_360 query, for one customer or all (cid NULL).
@@ -55,18 +61,29 @@ $$;
 CREATE TABLE customer_360 AS SELECT * FROM hw_360(NULL);
 ALTER TABLE customer_360 ADD PRIMARY KEY (customer_id);
 
-CREATE TABLE customer_churn_risk AS
+-- customer_churn_risk and churn_alerts, for one customer or all, from customer_360 (whose rows
+-- bench_hw_verify_all() checks against the query).
+CREATE FUNCTION hw_churn(cid int) RETURNS TABLE (
+    customer_id int, full_name varchar, account_tier varchar, lifetime_value numeric,
+    open_tickets bigint, high_priority_tickets bigint, engagement_score bigint, churn_risk text)
+LANGUAGE sql STABLE AS $$
 SELECT customer_id, full_name, account_tier, lifetime_value, open_tickets, high_priority_tickets,
        engagement_score,
        CASE WHEN open_tickets > 0 AND engagement_score < 0 THEN 'high_risk'
             WHEN open_tickets > 0 OR engagement_score < 20 THEN 'medium_risk'
-            ELSE 'healthy' END AS churn_risk
-FROM customer_360;
-ALTER TABLE customer_churn_risk ADD PRIMARY KEY (customer_id);
-
-CREATE TABLE churn_alerts AS
+            ELSE 'healthy' END
+FROM customer_360 WHERE cid IS NULL OR customer_id = cid
+$$;
+CREATE FUNCTION hw_alerts(cid int) RETURNS TABLE (
+    customer_id int, full_name varchar, email varchar, lifetime_value numeric, engagement_score bigint)
+LANGUAGE sql STABLE AS $$
 SELECT customer_id, full_name, email, lifetime_value, engagement_score
-FROM customer_360 WHERE lifetime_value > 500 AND engagement_score < 10;
+FROM customer_360 WHERE (cid IS NULL OR customer_id = cid) AND lifetime_value > 500 AND engagement_score < 10
+$$;
+
+CREATE TABLE customer_churn_risk AS SELECT * FROM hw_churn(NULL);
+ALTER TABLE customer_churn_risk ADD PRIMARY KEY (customer_id);
+CREATE TABLE churn_alerts AS SELECT * FROM hw_alerts(NULL);
 ALTER TABLE churn_alerts ADD PRIMARY KEY (customer_id);
 
 -- hw_refresh_customer(cid): the customer's rows of the three per-customer tables, recomputed.
@@ -90,22 +107,14 @@ BEGIN
          EXCLUDED.last_ticket_at, EXCLUDED.total_web_events, EXCLUDED.total_sessions,
          EXCLUDED.purchase_events, EXCLUDED.cart_events, EXCLUDED.last_active_at,
          EXCLUDED.engagement_score);
-    INSERT INTO customer_churn_risk AS t
-    SELECT customer_id, full_name, account_tier, lifetime_value, open_tickets, high_priority_tickets,
-           engagement_score,
-           CASE WHEN open_tickets > 0 AND engagement_score < 0 THEN 'high_risk'
-                WHEN open_tickets > 0 OR engagement_score < 20 THEN 'medium_risk'
-                ELSE 'healthy' END
-    FROM customer_360 WHERE customer_id = cid
+    INSERT INTO customer_churn_risk AS t SELECT * FROM hw_churn(cid)
     ON CONFLICT (customer_id) DO UPDATE SET
         (full_name, account_tier, lifetime_value, open_tickets, high_priority_tickets,
          engagement_score, churn_risk) =
         (EXCLUDED.full_name, EXCLUDED.account_tier, EXCLUDED.lifetime_value, EXCLUDED.open_tickets,
          EXCLUDED.high_priority_tickets, EXCLUDED.engagement_score, EXCLUDED.churn_risk);
     DELETE FROM churn_alerts WHERE customer_id = cid;
-    INSERT INTO churn_alerts
-    SELECT customer_id, full_name, email, lifetime_value, engagement_score
-    FROM customer_360 WHERE customer_id = cid AND lifetime_value > 500 AND engagement_score < 10;
+    INSERT INTO churn_alerts SELECT * FROM hw_alerts(cid);
 END
 $$;
 
@@ -127,41 +136,13 @@ CREATE TRIGGER hx_refresh_tickets AFTER INSERT OR UPDATE OR DELETE ON support_ti
     FOR EACH ROW EXECUTE FUNCTION hw_refresh_changed();
 
 -- bench_hw_verify_all(): bench_hw_verify()'s two summaries, then the four other tables, each
--- with the rows differing from its query (EXCEPT ALL both ways).
+-- with the rows differing from its query (customer_churn_risk and churn_alerts: from the rows
+-- of customer_360, which is checked against its query).
 CREATE FUNCTION bench_hw_verify_all() RETURNS TABLE (summary text, differing_rows bigint)
 LANGUAGE sql AS $$
     SELECT * FROM bench_hw_verify()
-    UNION ALL
-    SELECT 'customer_web_activity', (
-        WITH q AS (
-            SELECT customer_id, COUNT(*) AS total_events, COUNT(DISTINCT session_id) AS total_sessions,
-                   SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchase_events,
-                   SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) AS cart_events,
-                   MAX(created_at) AS last_active_at
-            FROM web_activity GROUP BY customer_id)
-        SELECT count(*) FROM ((TABLE customer_web_activity EXCEPT ALL TABLE q)
-                              UNION ALL (TABLE q EXCEPT ALL TABLE customer_web_activity)) d)
-    UNION ALL
-    SELECT 'customer_360', (
-        WITH q AS (SELECT * FROM hw_360(NULL))
-        SELECT count(*) FROM ((TABLE customer_360 EXCEPT ALL TABLE q)
-                              UNION ALL (TABLE q EXCEPT ALL TABLE customer_360)) d)
-    UNION ALL
-    SELECT 'customer_churn_risk', (
-        WITH q AS (
-            SELECT customer_id, full_name, account_tier, lifetime_value, open_tickets,
-                   high_priority_tickets, engagement_score,
-                   CASE WHEN open_tickets > 0 AND engagement_score < 0 THEN 'high_risk'
-                        WHEN open_tickets > 0 OR engagement_score < 20 THEN 'medium_risk'
-                        ELSE 'healthy' END AS churn_risk
-            FROM hw_360(NULL))
-        SELECT count(*) FROM ((TABLE customer_churn_risk EXCEPT ALL TABLE q)
-                              UNION ALL (TABLE q EXCEPT ALL TABLE customer_churn_risk)) d)
-    UNION ALL
-    SELECT 'churn_alerts', (
-        WITH q AS (
-            SELECT customer_id, full_name, email, lifetime_value, engagement_score
-            FROM hw_360(NULL) WHERE lifetime_value > 500 AND engagement_score < 10)
-        SELECT count(*) FROM ((TABLE churn_alerts EXCEPT ALL TABLE q)
-                              UNION ALL (TABLE q EXCEPT ALL TABLE churn_alerts)) d)
+    UNION ALL SELECT 'customer_web_activity', bench_hw_diff('customer_web_activity', 'SELECT * FROM hw_web_activity()')
+    UNION ALL SELECT 'customer_360', bench_hw_diff('customer_360', 'SELECT * FROM hw_360(NULL)')
+    UNION ALL SELECT 'customer_churn_risk', bench_hw_diff('customer_churn_risk', 'SELECT * FROM hw_churn(NULL)')
+    UNION ALL SELECT 'churn_alerts', bench_hw_diff('churn_alerts', 'SELECT * FROM hw_alerts(NULL)')
 $$;
