@@ -33,27 +33,11 @@ struct Layout {
 // writable: whether `rel` can be written row by row from this result (see
 // apply_keyed).
 bool writable(Relation rel, TupleDesc result, const Layout& lay) {
-  if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass || rel->rd_rel->relispartition)
-    return false;
-  // The owner may write the view's table (the SQL statements check it; an
-  // owner can revoke their own rights).
-  if (pg_class_aclmask(RelationGetRelid(rel), GetUserId(), ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE,
-                       ACLMASK_ALL) != (ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE))
-    return false;
-  // Only ivm's guard, a statement trigger for users' own writes.
-  if (TriggerDesc* td = rel->trigdesc)
-    if (td->numtriggers != 1 || strcmp(td->triggers[0].tgname, "ivm_guard") != 0 ||
-        TRIGGER_FOR_ROW(td->triggers[0].tgtype))
-      return false;
+  if (!rows::plain(rel, ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE)) return false;
   TupleDesc desc = RelationGetDescr(rel);
-  if (desc->constr && desc->constr->has_generated_stored) return false;
   if (lay.first + desc->natts - 1 > result->natts) return false;
-  for (int i = 0; i < desc->natts; ++i) {
-    Form_pg_attribute a = TupleDescAttr(desc, i);
-    if (a->attisdropped || a->atttypid != TupleDescAttr(result, lay.first - 1 + i)->atttypid ||
-        get_typtype(a->atttypid) == TYPTYPE_DOMAIN)
-      return false;
-  }
+  for (int i = 0; i < desc->natts; ++i)
+    if (!rows::holds(TupleDescAttr(desc, i), TupleDescAttr(result, lay.first - 1 + i), false)) return false;
   return true;
 }
 

@@ -1,5 +1,6 @@
 // maintain.cpp: runs each view's delta steps in dependency order.
 #include "apply/maintain.hpp"
+#include "apply/load.hpp"
 #include "apply/keyed.hpp"
 #include "apply/merge.hpp"
 #include "apply/wal.hpp"
@@ -68,9 +69,8 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
   return cache.emplace(std::move(key), std::move(s)).first->second;
 }
 
-// How often each path below was taken in this backend (maintenance_paths).
+// How often each path was taken in this backend (maintenance_paths).
 std::array<std::uint64_t, kPaths> path_counts{};
-void took(Path p) { ++path_counts[static_cast<std::size_t>(p)]; }
 
 // apply_one: maintains one view for the changes of its leaves, and returns
 // the size of the view's own change (rows + __m), registered as relation
@@ -197,6 +197,7 @@ LargeBatch::LargeBatch(pg::Spi& spi, std::uint64_t rows) : spi_(spi) {
 LargeBatch::~LargeBatch() { spi_.fresh_plans(false); }
 
 std::uint64_t path_count(Path p) { return path_counts[static_cast<std::size_t>(p)]; }
+void took(Path p) { ++path_counts[static_cast<std::size_t>(p)]; }
 
 std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
   std::vector<catalog::Dependent> views;
@@ -315,7 +316,7 @@ void rebuild(pg::Spi& spi, std::uint32_t oid, const plan::ViewPlan& p) {
   {
     AsViewOwner owner(p);
     for (const auto& sql : plan::sql_clear(p)) spi.exec_once(sql);
-    for (const auto& sql : plan::sql_populate(p)) spi.exec_once(sql);
+    populate(spi, p);
   }
   record_rows(spi, oid, p.name, "1");
 }

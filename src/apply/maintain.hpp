@@ -66,10 +66,11 @@ class LargeBatch {
   std::optional<pg::ScopedSetting> no_jit_, memory_;
 };
 
-// Path: how a view's maintenance did each of its parts.  Counted per backend
-// (path_count; ivm.maintenance_paths() shows them): the paths below SQL step
-// aside to the statements in the cases their headers list, and a user (or a
-// test) can see which ran.
+// Path: how ivm did each part of a view's maintenance (and of its filling by
+// create_view and refresh).  Counted per backend (path_count, took;
+// ivm.maintenance_paths() shows them): the paths below SQL step aside to the
+// statements in the cases their headers list, and a user (or a test) can see
+// which ran.
 enum class Path {
   KeysLockedDirectly,        // key locks taken row by row (keyed.hpp lock_keys)
   KeysLockedByStatement,     // ... by the ON CONFLICT statement
@@ -77,9 +78,12 @@ enum class Path {
   StateUpsertedByStatement,  // ... by the upsert statement
   ViewWrittenByKey,          // the view's rows written row by row (keyed.hpp)
   ViewWrittenByStatement,    // ... by the SQL apply statement
+  ViewFilledBelowSql,        // a view (and its state) filled in batches (load.hpp)
+  ViewFilledByStatement,     // ... by INSERT statements
 };
-constexpr std::size_t kPaths = 6;
+constexpr std::size_t kPaths = 8;
 std::uint64_t path_count(Path p);
+void took(Path p);
 
 // Changed: base relations changed by a statement, with where to read each change.
 using Changed = std::map<std::uint32_t, plan::DeltaSource>;

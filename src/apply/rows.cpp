@@ -6,9 +6,30 @@ extern "C" {
 #include "access/nbtree.h"
 #include "access/tableam.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_trigger.h"
+#include "utils/acl.h"
 }
 
 namespace ivm::apply::rows {
+
+bool plain(Relation rel, AclMode rights) {
+  if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass || rel->rd_rel->relispartition ||
+      rel->rd_rel->relrowsecurity || rel->rd_rules)
+    return false;
+  if (pg_class_aclmask(RelationGetRelid(rel), GetUserId(), rights, ACLMASK_ALL) != rights) return false;
+  if (TriggerDesc* td = rel->trigdesc)
+    if (td->numtriggers != 1 || strcmp(td->triggers[0].tgname, "ivm_guard") != 0 ||
+        TRIGGER_FOR_ROW(td->triggers[0].tgtype))
+      return false;
+  TupleDesc desc = RelationGetDescr(rel);
+  return !(desc->constr && desc->constr->has_generated_stored);
+}
+
+bool holds(Form_pg_attribute column, Form_pg_attribute value, bool typmod) {
+  return !column->attisdropped && column->atttypid == value->atttypid &&
+         get_typtype(column->atttypid) != TYPTYPE_DOMAIN &&
+         (!typmod || column->atttypmod < 0 || column->atttypmod == value->atttypmod);
+}
 
 void open_target(Target& t, Oid relid) {
   t.rel = table_open(relid, RowExclusiveLock);

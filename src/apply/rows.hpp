@@ -18,6 +18,17 @@ struct Target {
   Snapshot snapshot = nullptr;
 };
 
+// plain: whether `rel` is a plain table the caller may write below SQL with
+// `rights` (the statements would check them: an owner can revoke their own),
+// where nothing but the row itself happens on a write: not partitioned nor
+// inherited, no trigger but ivm's guard (a statement trigger for users' own
+// writes), no rule, no row security, no stored generated column.
+bool plain(Relation rel, AclMode rights);
+// holds: whether column `column` takes a value of `value`'s type as it is:
+// the same type, not a domain (whose constraints a write would check) and,
+// when `typmod`, the column's type modifier, if it has one, is the value's.
+bool holds(Form_pg_attribute column, Form_pg_attribute value, bool typmod);
+
 void open_target(Target& t, Oid relid);
 // begin_writes: everything before is visible (the statement that said what
 // to write, and earlier ones); the writes get a command id of their own, and

@@ -1,6 +1,7 @@
 // catalog.cpp: creating, finding and dropping ivm views.
 #include "catalog/catalog.hpp"
 #include "analyze/analyze.hpp"
+#include "apply/load.hpp"
 #include "apply/maintain.hpp"
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
@@ -880,8 +881,7 @@ std::uint32_t create(pg::Spi& spi, const std::string& name, const std::string& q
   if (progress_interval() > 0)
     for (auto& l : fill.leaves) l.relation = "(SELECT * FROM " + l.relation + " WHERE ivm.progress_tick())";
   PopulateProgress progress(qualified);
-  uint64 rows = 0;
-  for (const auto& sql : plan::sql_populate(fill)) rows = spi.exec_once(sql);
+  uint64 rows = apply::populate(spi, fill);
   {
     // In ivm_state, where only ivm creates objects.
     AsCatalogOwner indexer;

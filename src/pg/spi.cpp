@@ -1,6 +1,10 @@
 // spi.cpp: SPI helpers.
 #include "pg/spi.hpp"
 
+extern "C" {
+#include "utils/plancache.h"
+}
+
 #include <exception>
 #include <unordered_map>
 
@@ -99,6 +103,26 @@ uint64 Spi::exec_once(const std::string& sql) {
   });
   check(rc, "execute");
   return SPI_processed;
+}
+
+bool Spi::exec_into(const std::string& sql, DestReceiver* dest, bool (*accept)(TupleDesc, void*), void* arg) {
+  if (snapshot_) return false;
+  return pg_call([&] {
+    SPIPlanPtr plan = SPI_prepare(sql.c_str(), 0, nullptr);
+    if (!plan) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    List* sources = SPI_plan_get_plan_sources(plan);
+    auto* source = list_length(sources) == 1 ? static_cast<CachedPlanSource*>(linitial(sources)) : nullptr;
+    bool ok = source && source->resultDesc && accept(source->resultDesc, arg);
+    if (ok) {
+      SPIExecuteOptions options;
+      memset(&options, 0, sizeof(options));
+      options.dest = dest;
+      int rc = SPI_execute_plan_extended(plan, &options);
+      if (rc < 0) elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
+    }
+    SPI_freeplan(plan);
+    return ok;
+  });
 }
 
 uint64 Spi::rows() const { return SPI_processed; }

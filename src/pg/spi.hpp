@@ -26,6 +26,11 @@ class Spi {
   uint64 exec(const std::string& sql);
   // exec_once: runs a statement without caching its plan (DDL, one-offs).
   uint64 exec_once(const std::string& sql);
+  // exec_into: runs a query without caching its plan, sending its rows to
+  // `dest` instead of keeping them.  `accept` sees the rows' type first; when
+  // it refuses (or a SnapshotScope is active, whose snapshot this cannot
+  // take), nothing runs and the result is false.
+  bool exec_into(const std::string& sql, DestReceiver* dest, bool (*accept)(TupleDesc, void*), void* arg);
 
   // Results of the last statement.
   uint64 rows() const;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -439,26 +440,41 @@ std::string storage_options(const ViewPlan& p) {
   return in_place ? " WITH (fillfactor = " + std::to_string(kFillfactor) + ")" : std::string();
 }
 
+namespace {
+
+// StateColumn: a column of the aggregate state table, in the table's order.
+struct StateColumn {
+  std::string name, type, constraint;
+};
+
+std::vector<StateColumn> state_columns(const ViewPlan& p) {
+  std::vector<StateColumn> cols;
+  if (p.global()) cols.push_back({"__k", "boolean", " NOT NULL DEFAULT true"});
+  for (std::size_t i = 0; i < p.groups.size(); ++i) cols.push_back({"g" + std::to_string(i), p.group_types[i], ""});
+  cols.push_back({"__cnt", "int8", " NOT NULL"});
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+    const Aggregate& ag = p.aggs[i];
+    std::string n = std::to_string(i);
+    cols.push_back({"a" + n, ag.state_type, ""});
+    if (has_n(ag.kind)) cols.push_back({"n" + n, "int8", ""});
+    if (ag.kind == AggKind::Min || ag.kind == AggKind::Max) {
+      // d<i>/dc<i>: transient, the removed extreme handed to ON CONFLICT.
+      if (p.extreme_counts) cols.push_back({"x" + n, "int8", ""});
+      cols.push_back({"d" + n, ag.state_type, ""});
+      if (p.extreme_counts) cols.push_back({"dc" + n, "int8", ""});
+    }
+  }
+  cols.push_back({"__dirty", "boolean", " NOT NULL DEFAULT false"});
+  return cols;
+}
+
+}  // namespace
+
 std::vector<std::string> sql_create_storage(const ViewPlan& p) {
   std::vector<std::string> out;
   if (p.aggregate) {
     std::vector<std::string> defs;
-    if (p.global()) defs.push_back("__k boolean NOT NULL DEFAULT true");
-    for (std::size_t i = 0; i < p.groups.size(); ++i) defs.push_back("g" + std::to_string(i) + " " + p.group_types[i]);
-    defs.push_back("__cnt int8 NOT NULL");
-    for (std::size_t i = 0; i < p.aggs.size(); ++i) {
-      const Aggregate& ag = p.aggs[i];
-      std::string n = std::to_string(i);
-      defs.push_back("a" + n + " " + ag.state_type);
-      if (has_n(ag.kind)) defs.push_back("n" + n + " int8");
-      if (ag.kind == AggKind::Min || ag.kind == AggKind::Max) {
-        // d<i>/dc<i>: transient, the removed extreme handed to ON CONFLICT.
-        if (p.extreme_counts) defs.push_back("x" + n + " int8");
-        defs.push_back("d" + n + " " + ag.state_type);
-        if (p.extreme_counts) defs.push_back("dc" + n + " int8");
-      }
-    }
-    defs.push_back("__dirty boolean NOT NULL DEFAULT false");
+    for (const StateColumn& c : state_columns(p)) defs.push_back(c.name + " " + c.type + c.constraint);
     out.push_back("CREATE TABLE " + p.state + " (" + join(defs, ", ") +
                   ") WITH (fillfactor = " + std::to_string(kFillfactor) + ")");
   }
@@ -485,46 +501,62 @@ std::vector<std::string> sql_create_indexes(const ViewPlan& p) {
   return out;
 }
 
-std::vector<std::string> sql_populate(const ViewPlan& p) {
+Populate sql_populate(const ViewPlan& p) {
+  Populate out;
+  out.view_columns = p.columns.size();
   if (!p.aggregate) {
-    std::string list = join(p.outputs, ", ");
     SourceFn current = [&](int j) { return leaf_of(p, j).relation; };
-    return {"INSERT INTO " + p.name + " SELECT " + list + " FROM " + from_tree(p, p.root, current) + where_and(p)};
+    out.rows = "SELECT " + join(p.outputs, ", ") + " FROM " + from_tree(p, p.root, current) + where_and(p);
+    out.statements = {"INSERT INTO " + p.name + " " + out.rows};
+    return out;
   }
   AggLayout lay = agg_layout(p);
-  std::vector<std::string> cols = state_groups(p), vals;
-  if (p.global())
-    vals.push_back("true");
-  else
-    vals = prefixed("b.", lay.groups);
-  cols.push_back("__cnt");
-  vals.push_back("count(*)");
+  std::map<std::string, std::string> value;  // state column -> its value over the group's rows b
+  value["__k"] = "true";
+  for (std::size_t j = 0; j < lay.groups.size(); ++j) value["g" + std::to_string(j)] = "b." + lay.groups[j];
+  value["__cnt"] = "count(*)";
   for (std::size_t i = 0; i < p.aggs.size(); ++i) {
     const Aggregate& ag = p.aggs[i];
     std::string n = std::to_string(i), arg = "b." + lay.arg[i];
-    cols.push_back("a" + n);
+    std::string& a = value["a" + n];
     switch (ag.kind) {
-      case AggKind::CountStar: vals.push_back("count(*)" + filter_clause("b.", lay.filter[i])); break;
-      case AggKind::Count: vals.push_back("count(" + arg + ")" + filter_clause("b.", lay.filter[i])); break;
+      case AggKind::CountStar: a = "count(*)" + filter_clause("b.", lay.filter[i]); break;
+      case AggKind::Count: a = "count(" + arg + ")" + filter_clause("b.", lay.filter[i]); break;
       case AggKind::Sum:
-      case AggKind::Avg:
-        vals.push_back("sum((" + arg + ")::" + ag.state_type + ")" + filter_clause("b.", lay.filter[i]));
-        break;
+      case AggKind::Avg: a = "sum((" + arg + ")::" + ag.state_type + ")" + filter_clause("b.", lay.filter[i]); break;
       case AggKind::BoolAnd:
-      case AggKind::BoolOr: vals.push_back("count(*)" + filter_clause("b.", lay.filter[i], arg)); break;
-      default: vals.push_back(recompute_call(ag, lay, i));
+      case AggKind::BoolOr: a = "count(*)" + filter_clause("b.", lay.filter[i], arg); break;
+      default: a = recompute_call(ag, lay, i);
     }
-    if (has_n(ag.kind)) {
-      cols.push_back("n" + n);
-      vals.push_back("count(" + arg + ")" + filter_clause("b.", lay.filter[i]));
-    }
+    if (has_n(ag.kind)) value["n" + n] = "count(" + arg + ")" + filter_clause("b.", lay.filter[i]);
   }
-  std::string body = sql_body_rows(p, lay.exprs);
-  std::vector<std::string> out;
-  out.push_back("INSERT INTO " + p.state + " (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") + " FROM (" + body +
-                ") b" + (p.global() ? std::string() : group_by(prefixed("b.", lay.groups))));
-  out.push_back("INSERT INTO " + p.name + " SELECT " + join(p.finals, ", ") + " FROM (" + finalized(p, "") + ") f" +
-                output_filter(p));
+  value["__dirty"] = "false";
+  // Every column of the state table, in its order, of its type (what an
+  // INSERT's assignment would cast to): the rows go to the table as they are.
+  std::vector<std::string> vals;
+  for (const StateColumn& c : state_columns(p)) {
+    auto it = value.find(c.name);
+    vals.push_back((it == value.end() ? std::string("NULL") : "(" + it->second + ")") + "::" + c.type + " AS " +
+                   c.name);
+  }
+  out.state_columns = vals.size();
+  std::string state = "SELECT " + join(vals, ", ") + " FROM (" + sql_body_rows(p, lay.exprs) + ") b" +
+                      (p.global() ? std::string() : group_by(prefixed("b.", lay.groups)));
+  // The view's row of each group, where the group has one: output expressions
+  // are evaluated for those groups only (another may divide by zero).  A group
+  // column is the group itself, and keeps its type modifier.
+  std::vector<std::string> view;
+  for (std::size_t i = 0; i < p.finals.size(); ++i) {
+    bool key = std::find(p.group_columns.begin(), p.group_columns.end(), static_cast<int>(i)) != p.group_columns.end();
+    view.push_back(key ? p.finals[i] : "CASE WHEN f.__emit THEN " + p.finals[i] + " END");
+  }
+  out.rows = "SELECT s.*, " + join(view, ", ") + ", f.__emit FROM (" + state +
+             ") s CROSS JOIN LATERAL (SELECT f.*, coalesce(" + output_condition(p) +
+             ", false) AS __emit FROM (SELECT " + join(finalized_items(p), ", ") + ") f) f";
+  out.emit = true;
+  out.statements = {"INSERT INTO " + p.state + " " + state, "INSERT INTO " + p.name + " SELECT " +
+                                                                join(p.finals, ", ") + " FROM (" + finalized(p, "") +
+                                                                ") f" + output_filter(p)};
   return out;
 }
 

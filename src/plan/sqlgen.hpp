@@ -56,7 +56,20 @@ std::string storage_options(const ViewPlan& p);
 // per row, and the build records the tables' sizes for the planner.
 std::vector<std::string> sql_create_storage(const ViewPlan& p);
 std::vector<std::string> sql_create_indexes(const ViewPlan& p);
-std::vector<std::string> sql_populate(const ViewPlan& p);
+// Populate: how a view is filled from scratch.  Each row of `rows` gives, in
+// order, the group's state row (aggregate views: `state_columns` columns, the
+// state table's own in its order and types), then the view's row
+// (`view_columns`), then, when `emit`, whether the group has a row in the
+// view at all (the view's columns are NULL where it has not).  `statements`
+// does the same as INSERT statements.
+struct Populate {
+  std::string rows;
+  std::size_t state_columns = 0;
+  std::size_t view_columns = 0;
+  bool emit = false;
+  std::vector<std::string> statements;
+};
+Populate sql_populate(const ViewPlan& p);
 std::vector<std::string> sql_clear(const ViewPlan& p);
 
 // Maintenance steps, in order.  sql_lock_keys returns "" when the view needs

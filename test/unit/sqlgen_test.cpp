@@ -517,7 +517,7 @@ TEST(LinearJoin, WhereAppliesToEveryTerm) {
 
 TEST(LinearJoin, PopulateJoinsCurrentRelations) {
   const ViewPlan p = inner_join();
-  const std::vector<std::string> sql = sql_populate(p);
+  const std::vector<std::string> sql = sql_populate(p).statements;
   ASSERT_EQ(1u, sql.size());
   EXPECT_TRUE(Has(sql[0],
                   "INSERT INTO public.v_join SELECT l1.name, l2.amount FROM "
@@ -1230,27 +1230,67 @@ TEST(CreateStorage, SpjIndexesTheLocatorAndCreatesTheKeylock) {
 }
 
 TEST(Populate, GlobalAggregateHasNoGroupBy) {
-  const std::vector<std::string> sql = sql_populate(global_agg());
+  const Populate pop = sql_populate(global_agg());
+  const std::vector<std::string>& sql = pop.statements;
   ASSERT_EQ(2u, sql.size());
-  EXPECT_TRUE(
-      Has(sql[0], "INSERT INTO ivm_state.state_2 (__k, __cnt, a0, a1, n1, a2, a3, a4, n4) SELECT true, count(*), "));
+  EXPECT_EQ(0u,
+            sql[0].find("INSERT INTO ivm_state.state_2 SELECT (true)::boolean AS __k, (count(*))::int8 AS __cnt, "));
   EXPECT_TRUE(Lacks(sql[0], "GROUP BY"));
-  EXPECT_TRUE(Has(sql[0], "count(b.c1) FILTER (WHERE b.c2)"));
-  EXPECT_TRUE(Has(sql[0], "pg_catalog.min(b.c3) FILTER (WHERE b.c4)"));
-  EXPECT_TRUE(Has(sql[0], "count(*) FILTER (WHERE b.c5)"));
+  EXPECT_TRUE(Has(sql[0], "(count(b.c1) FILTER (WHERE b.c2))::bigint AS a2"));
+  EXPECT_TRUE(Has(sql[0],
+                  "(pg_catalog.min(b.c3) FILTER (WHERE b.c4))::numeric AS a3, NULL::int8 AS x3, "
+                  "NULL::numeric AS d3, NULL::int8 AS dc3, "));
+  EXPECT_TRUE(Has(sql[0], "(count(*) FILTER (WHERE b.c5))::bigint AS a4"));
+  EXPECT_TRUE(Has(sql[0], "(false)::boolean AS __dirty FROM ("));
   EXPECT_TRUE(Has(sql[1], "INSERT INTO public.v_total SELECT f.a0, f.a1, f.a2, f.a3, f.a4 FROM (SELECT s.__k, "));
   EXPECT_TRUE(Lacks(sql[1], "__cnt > 0"));
+  // The one query: a global group always has its row.
+  EXPECT_TRUE(pop.emit);
+  EXPECT_TRUE(Has(pop.rows, "coalesce(true, false) AS __emit"));
+}
+
+// The rows of the single query are the state table's columns, in its order,
+// then the view's: the loader writes them as they are.
+TEST(Populate, OneQueryGivesTheStateRowThenTheViewRow) {
+  for (const ViewPlan& p : {grouped_agg(true), global_agg(), two_group_agg()}) {
+    const Populate pop = sql_populate(p);
+    const std::string create = sql_create_storage(p)[0];
+    // As many state columns as the table has (one definition per comma at depth 0).
+    std::size_t defs = 1, depth = 0;
+    for (std::size_t i = create.find('(') + 1; i < create.find(") WITH"); ++i) {
+      if (create[i] == '(') ++depth;
+      if (create[i] == ')') --depth;
+      if (create[i] == ',' && depth == 0) ++defs;
+    }
+    EXPECT_EQ(defs, pop.state_columns) << p.name;
+    EXPECT_EQ(p.columns.size(), pop.view_columns) << p.name;
+    EXPECT_TRUE(pop.emit);
+    const std::string first = p.group_columns.empty() ? "CASE WHEN f.__emit THEN " + p.finals[0] + " END" : p.finals[0];
+    EXPECT_EQ(0u, pop.rows.find("SELECT s.*, " + first + ", ")) << pop.rows;
+    EXPECT_TRUE(Has(pop.rows, ", f.__emit FROM (SELECT ")) << pop.rows;
+    // The state rows are the state INSERT's, to the letter.
+    EXPECT_TRUE(Has(pop.statements[0],
+                    pop.rows.substr(pop.rows.find(" FROM (SELECT ") + 7,
+                                    pop.rows.find(") s CROSS JOIN LATERAL") - pop.rows.find(" FROM (SELECT ") - 7)));
+  }
+}
+
+TEST(Populate, HavingDecidesWhichGroupsHaveAViewRow) {
+  ViewPlan p = grouped_agg(true);
+  p.having = "f.a0 > 1";
+  const Populate pop = sql_populate(p);
+  EXPECT_TRUE(Has(pop.rows, "coalesce((f.__cnt > 0 AND (f.a0 > 1)), false) AS __emit"));
+  EXPECT_TRUE(Has(pop.statements[1], "WHERE f.__cnt > 0 AND (f.a0 > 1)"));
 }
 
 TEST(Populate, GroupedAggregateGroupsByTheGroupColumns) {
-  const std::vector<std::string> sql = sql_populate(grouped_agg(true));
+  const std::vector<std::string> sql = sql_populate(grouped_agg(true)).statements;
   ASSERT_EQ(2u, sql.size());
-  EXPECT_TRUE(Has(sql[0],
-                  "INSERT INTO ivm_state.state_1 (g0, __cnt, a0, a1, n1, a2, n2, a3, a4, a5, n5, a6, a7, n7, a8) "
-                  "SELECT b.c0, count(*), count(*), "));
-  EXPECT_TRUE(Has(sql[0], "sum((b.c1)::numeric), count(b.c1)"));
-  EXPECT_TRUE(Has(sql[0], "count(*) FILTER (WHERE b.c6)"));
-  EXPECT_TRUE(Has(sql[0], "pg_catalog.count(DISTINCT b.c8)"));
+  EXPECT_EQ(0u, sql[0].find("INSERT INTO ivm_state.state_1 SELECT (b.c0)::text AS g0, (count(*))::int8 AS __cnt, "
+                            "(count(*))::bigint AS a0, "));
+  EXPECT_TRUE(Has(sql[0], "(sum((b.c1)::numeric))::numeric AS a1, (count(b.c1))::int8 AS n1"));
+  EXPECT_TRUE(Has(sql[0], "(count(*) FILTER (WHERE b.c6))::bigint AS a6"));
+  EXPECT_TRUE(Has(sql[0], "(pg_catalog.count(DISTINCT b.c8))::bigint AS a8"));
   EXPECT_TRUE(Has(sql[0], "FROM (SELECT l1.region AS c0, l1.amount AS c1, "));
   EXPECT_TRUE(Has(sql[0], "FROM public.sales l1) b GROUP BY b.c0"));
   EXPECT_TRUE(Has(sql[1], "WHERE f.__cnt > 0"));
@@ -1260,15 +1300,19 @@ TEST(Populate, CountStarOnlyReadsNoColumns) {
   ViewPlan p = global_agg();
   p.aggs.resize(1);
   p.finals = {"f.a0"};
-  const std::vector<std::string> sql = sql_populate(p);
+  const std::vector<std::string> sql = sql_populate(p).statements;
   EXPECT_TRUE(Has(sql[0], "FROM (SELECT 1 AS c FROM public.orders l1) b"));
   EXPECT_TRUE(Has(sql_body_rows(p, {}), "SELECT 1 AS c FROM public.orders l1"));
 }
 
 TEST(Populate, SpjAppliesWhere) {
-  const std::vector<std::string> sql = sql_populate(spj_single());
-  ASSERT_EQ(1u, sql.size());
-  EXPECT_EQ("INSERT INTO public.v_spj SELECT l1.id, l1.amount FROM public.orders l1 WHERE (l1.amount > 0)", sql[0]);
+  const Populate pop = sql_populate(spj_single());
+  ASSERT_EQ(1u, pop.statements.size());
+  EXPECT_EQ("SELECT l1.id, l1.amount FROM public.orders l1 WHERE (l1.amount > 0)", pop.rows);
+  EXPECT_EQ("INSERT INTO public.v_spj " + pop.rows, pop.statements[0]);
+  EXPECT_EQ(0u, pop.state_columns);
+  EXPECT_EQ(2u, pop.view_columns);
+  EXPECT_FALSE(pop.emit);
 }
 
 TEST(Clear, DeletesViewAndState) {
