@@ -27,8 +27,9 @@ struct Steps {
   // The upsert returning each group's view row, for writing the view by key
   // (keyed.hpp), and the state's clean-up after it.
   std::string upsert_rows, gc;
-  // The per-group deltas, for merging the state by key (merge.hpp).
-  std::string deltas;
+  // The per-group deltas, for merging the state by key (merge.hpp), and the
+  // upsert reading them when the merge steps aside.
+  std::string deltas, upsert_deltas;
   // What the view's rows of the changed keys become, read-only, for writing
   // a view without aggregates by key.
   std::string spj_rows;
@@ -58,7 +59,10 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
     if (!p.global()) {
       s.upsert_rows = plan::sql_agg_upsert_rows(p, c);
       s.gc = plan::sql_agg_gc(p);
-      if (plan::state_mergeable(p)) s.deltas = plan::sql_agg_deltas(p, c);
+      if (plan::state_mergeable(p)) {
+        s.deltas = plan::sql_agg_deltas(p, c);
+        s.upsert_deltas = plan::sql_agg_upsert_rows_from_deltas(p, c);
+      }
     }
     if (p.needs_recompute()) s.recompute = plan::sql_agg_recompute(p);
     for (int dirty = 0; dirty < 2; ++dirty)
@@ -106,6 +110,7 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   // finalized groups, so the SQL apply (if it must run) reads the state again.
   keyed = keyed && !s.upsert_rows.empty();
   // The state merged by key when every group has its row (merge.hpp).
+  const std::string* upsert = keyed ? &s.upsert_rows : &s.upsert;
   if (keyed && !s.deltas.empty()) {
     if (spi.exec(s.deltas) == 0) return 0;
     if (std::optional<Merged> m = merge_state(spi, p)) {
@@ -123,8 +128,12 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
       if (m->dirty) spi.exec(s.recompute);
       return result(spi.exec(s.apply[1][m->nulls][m->emptied]));
     }
+    // A group without its state row: the upsert inserts it, from the deltas
+    // just computed (the merge wrote nothing, and left them the last result).
+    spi.capture(plan::kDeltasRelation);
+    upsert = &s.upsert_deltas;
   }
-  if (spi.exec(keyed ? s.upsert_rows : s.upsert) == 0) return 0;
+  if (spi.exec(*upsert) == 0) return 0;
   took(Path::StateUpsertedByStatement);
   // What the returned groups need (plan::AggApplyCase); the recomputation
   // below changes aggregate values only, never a group's key or row count.

@@ -821,6 +821,9 @@ namespace {
 // SELECT that INSERT inserts, its columns named as the state's.
 struct AggUpsert {
   std::string with, insert, deltas;
+  // The same upsert reading the groups' deltas from kDeltasRelation (the
+  // result of `deltas`) instead of computing them.
+  std::string insert_deltas;
 };
 
 AggUpsert agg_upsert(const ViewPlan& p, const Changes& c) {
@@ -972,8 +975,12 @@ AggUpsert agg_upsert(const ViewPlan& p, const Changes& c) {
   std::string rows = " FROM " + from + " WHERE gd.__cnt IS NOT NULL";
   // Sorted by group: concurrent writers lock shared groups in the same order.
   if (!p.global()) rows += " ORDER BY " + join(prefixed("gd.", lay.groups), ", ");
-  std::string insert = "INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") + rows +
-                       " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") + " RETURNING s.*";
+  std::string conflict = " ON CONFLICT (" + join(sg, ", ") + ") DO UPDATE SET " + join(sets, ", ") + " RETURNING s.*";
+  std::string insert =
+      "INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(vals, ", ") + rows + conflict;
+  std::string insert_deltas = "INSERT INTO " + p.state + " AS s (" + join(cols, ", ") + ") SELECT " + join(cols, ", ") +
+                              " FROM " + kDeltasRelation +
+                              (p.global() ? std::string() : " ORDER BY " + join(sg, ", ")) + conflict;
   // Cast as the INSERT assigns them (sum(int8) is numeric, the state int8).
   auto type_of = [&](const std::string& col) -> std::string {
     std::size_t digits = col.find_first_of("0123456789");
@@ -986,21 +993,15 @@ AggUpsert agg_upsert(const ViewPlan& p, const Changes& c) {
   std::vector<std::string> named;
   for (std::size_t i = 0; i < cols.size(); ++i)
     named.push_back("(" + vals[i] + ")::" + type_of(cols[i]) + " AS " + cols[i]);
-  return {sql, insert, sql + " SELECT " + join(named, ", ") + rows};
+  return {sql, insert, sql + " SELECT " + join(named, ", ") + rows, insert_deltas};
 }
 
-}  // namespace
-
-std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
-  AggUpsert u = agg_upsert(p, c);
-  return u.with + " " + u.insert;
-}
-
-std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c) {
+// upsert_rows: the upsert `insert`, after the WITH items `with` ("WITH ..."
+// or ""), returning each group it changed with its view row.
+std::string upsert_rows(const ViewPlan& p, const std::string& with, const std::string& insert) {
   // The upsert's WITH list gains the upsert itself (up) and the finalized
   // groups (f); the statement then returns each group with its view row.
-  AggUpsert u = agg_upsert(p, c);
-  std::string sql = u.with + ", up AS (" + u.insert + ")";
+  std::string sql = (with.empty() ? "WITH " : with + ", ") + "up AS (" + insert + ")";
   std::vector<std::string> items = finalized_items(p);
   items.push_back("s.__dirty");
   sql += ", f AS (SELECT " + join(items, ", ") + " FROM up s), fl AS (SELECT f.*, coalesce(" + output_condition(p) +
@@ -1015,6 +1016,22 @@ std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c) {
                    std::to_string(i));
   }
   return sql + " SELECT " + join(outs, ", ") + " FROM fl f";
+}
+
+}  // namespace
+
+std::string sql_agg_upsert(const ViewPlan& p, const Changes& c) {
+  AggUpsert u = agg_upsert(p, c);
+  return u.with + " " + u.insert;
+}
+
+std::string sql_agg_upsert_rows(const ViewPlan& p, const Changes& c) {
+  AggUpsert u = agg_upsert(p, c);
+  return upsert_rows(p, u.with, u.insert);
+}
+
+std::string sql_agg_upsert_rows_from_deltas(const ViewPlan& p, const Changes& c) {
+  return upsert_rows(p, "", agg_upsert(p, c).insert_deltas);
 }
 
 std::vector<int> merged_columns(const ViewPlan& p) {
@@ -1268,7 +1285,8 @@ std::string explain(const ViewPlan& p) {
       o << "  2. per-group deltas: " << sql_agg_deltas(p, c) << "\n";
       o << "  2a. merge the state rows by group: each found by the state's index on the group, locked, merged and "
            "finalized in place (when a group has no state row yet, 2b instead)\n";
-      o << "  2b. update state, returning each changed group's view row: " << rows << "\n";
+      o << "  2b. update state from the deltas of 2 (as " << kDeltasRelation
+        << "), returning each changed group's view row: " << sql_agg_upsert_rows_from_deltas(p, c) << "\n";
     } else {
       o << "  2. "
         << (p.aggregate ? "update state, returning each changed group's view row: " : "rows of the changed keys: ")

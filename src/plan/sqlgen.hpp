@@ -37,6 +37,7 @@ using Changes = std::map<int, DeltaSource>;
 
 // Names the maintenance uses for the ephemeral relations it registers.
 inline const char* kGroupsRelation = "ivm_groups";
+inline const char* kDeltasRelation = "ivm_agg_deltas";
 
 // Tables whose rows maintenance updates in place (aggregate state, views of
 // aggregates, views with a locator) leave room on each page, so that an
@@ -110,6 +111,10 @@ bool state_mergeable(const ViewPlan& p);
 // as -1 - j, aggregate i as i; empty when the view is not state_mergeable.
 std::vector<int> merged_columns(const ViewPlan& p);
 std::string sql_agg_deltas(const ViewPlan& p, const Changes& c);
+// sql_agg_upsert_rows_from_deltas: sql_agg_upsert_rows reading the deltas
+// sql_agg_deltas gave (registered as kDeltasRelation) instead of computing
+// them again: where the merge steps aside for a group without its row.
+std::string sql_agg_upsert_rows_from_deltas(const ViewPlan& p, const Changes& c);
 // sql_agg_gc: deletes the state rows of groups the upsert emptied (__cnt = 0
 // among the groups registered as kGroupsRelation).
 std::string sql_agg_gc(const ViewPlan& p);

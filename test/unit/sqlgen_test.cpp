@@ -1105,6 +1105,36 @@ TEST(StateMerge, DeltasAreWhatTheUpsertInsertsNamedAndCastAsTheState) {
   EXPECT_EQ(deltas.substr(deltas.size() - std::string("ORDER BY gd.c0").size()), "ORDER BY gd.c0");
 }
 
+// Where the merge steps aside (a group without its state row), the upsert reads the deltas
+// already computed: the same ON CONFLICT clause and the same returned rows, over the deltas'
+// columns instead of the WITH list that computes them.
+TEST(StateMerge, UpsertFromTheDeltasIsTheUpsertWithoutComputingThem) {
+  const ViewPlan p = grouped_agg(false);
+  const plan::Changes c{{0, inserted("ivm_new")}};
+  const std::string rows = sql_agg_upsert_rows(p, c);
+  const std::string from = sql_agg_upsert_rows_from_deltas(p, c);
+  EXPECT_TRUE(Lacks(from, "ivm_new"));
+  EXPECT_TRUE(Lacks(from, "gd."));
+  EXPECT_EQ(0u, from.find("WITH up AS (INSERT INTO ivm_state.state_1 AS s (g0, __cnt, a0, a1, n1, "));
+  EXPECT_TRUE(Has(from, ") SELECT g0, __cnt, a0, a1, n1, "));
+  EXPECT_TRUE(Has(from, " FROM ivm_agg_deltas ORDER BY g0 ON CONFLICT (g0) DO UPDATE SET "));
+  // Everything from ON CONFLICT on (the merge rules, RETURNING, the finalized rows) is the same.
+  EXPECT_EQ(rows.substr(rows.find(" ON CONFLICT ")), from.substr(from.find(" ON CONFLICT ")));
+  // The columns it reads are the ones the deltas statement names.
+  const std::string deltas = sql_agg_deltas(p, c);
+  const std::string cols =
+      from.substr(from.find(") SELECT ") + 9, from.find(" FROM ivm_agg_deltas") - from.find(") SELECT ") - 9);
+  std::size_t start = 0;
+  while (start < cols.size()) {
+    std::size_t end = cols.find(", ", start);
+    if (end == std::string::npos) end = cols.size();
+    EXPECT_TRUE(Has(deltas, " AS " + cols.substr(start, end - start))) << cols.substr(start, end - start);
+    start = end + 2;
+  }
+  // A global aggregate has one group: nothing to sort.
+  EXPECT_TRUE(Has(sql_agg_upsert_rows_from_deltas(global_agg(), c), " FROM ivm_agg_deltas ON CONFLICT (__k) "));
+}
+
 TEST(AggApply, GarbageCollectionIsAStatementOfItsOwn) {
   const ViewPlan p = grouped_agg(false);
   const std::string gc = sql_agg_gc(p);
