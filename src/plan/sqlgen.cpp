@@ -447,6 +447,12 @@ struct StateColumn {
   std::string name, type, constraint;
 };
 
+// group_column: whether output column i holds a group (the group itself:
+// never NULL for a live group, of the group's own type and modifier).
+bool group_column(const ViewPlan& p, std::size_t i) {
+  return std::find(p.group_columns.begin(), p.group_columns.end(), static_cast<int>(i)) != p.group_columns.end();
+}
+
 std::vector<StateColumn> state_columns(const ViewPlan& p) {
   std::vector<StateColumn> cols;
   if (p.global()) cols.push_back({"__k", "boolean", " NOT NULL DEFAULT true"});
@@ -546,10 +552,8 @@ Populate sql_populate(const ViewPlan& p) {
   // are evaluated for those groups only (another may divide by zero).  A group
   // column is the group itself, and keeps its type modifier.
   std::vector<std::string> view;
-  for (std::size_t i = 0; i < p.finals.size(); ++i) {
-    bool key = std::find(p.group_columns.begin(), p.group_columns.end(), static_cast<int>(i)) != p.group_columns.end();
-    view.push_back(key ? p.finals[i] : "CASE WHEN f.__emit THEN " + p.finals[i] + " END");
-  }
+  for (std::size_t i = 0; i < p.finals.size(); ++i)
+    view.push_back(group_column(p, i) ? p.finals[i] : "CASE WHEN f.__emit THEN " + p.finals[i] + " END");
   out.rows = "SELECT s.*, " + join(view, ", ") + ", f.__emit FROM (" + state +
              ") s CROSS JOIN LATERAL (SELECT f.*, coalesce(" + output_condition(p) +
              ", false) AS __emit FROM (SELECT " + join(finalized_items(p), ", ") + ") f) f";
@@ -982,17 +986,11 @@ AggUpsert agg_upsert(const ViewPlan& p, const Changes& c) {
                               " FROM " + kDeltasRelation +
                               (p.global() ? std::string() : " ORDER BY " + join(sg, ", ")) + conflict;
   // Cast as the INSERT assigns them (sum(int8) is numeric, the state int8).
-  auto type_of = [&](const std::string& col) -> std::string {
-    std::size_t digits = col.find_first_of("0123456789");
-    std::string stem = col.substr(0, digits);
-    std::size_t i = digits == std::string::npos ? 0 : std::stoul(col.substr(digits));
-    if (stem == "g") return p.group_types[i];
-    if (stem == "a" || stem == "d") return p.aggs[i].state_type;
-    return stem == "__dirty" ? "boolean" : "int8";  // __cnt, n, x, dc
-  };
+  std::map<std::string, std::string> type_of;
+  for (const StateColumn& sc : state_columns(p)) type_of[sc.name] = sc.type;
   std::vector<std::string> named;
   for (std::size_t i = 0; i < cols.size(); ++i)
-    named.push_back("(" + vals[i] + ")::" + type_of(cols[i]) + " AS " + cols[i]);
+    named.push_back("(" + vals[i] + ")::" + type_of.at(cols[i]) + " AS " + cols[i]);
   return {sql, insert, sql + " SELECT " + join(named, ", ") + rows, insert_deltas};
 }
 
@@ -1007,14 +1005,12 @@ std::string upsert_rows(const ViewPlan& p, const std::string& with, const std::s
   sql += ", f AS (SELECT " + join(items, ", ") + " FROM up s), fl AS (SELECT f.*, coalesce(" + output_condition(p) +
          ", false) AS __live FROM f)";
   std::vector<std::string> outs{"f.*"};
-  for (std::size_t i = 0; i < p.columns.size(); ++i) {
-    bool key = std::find(p.group_columns.begin(), p.group_columns.end(), static_cast<int>(i)) != p.group_columns.end();
-    // Output expressions are evaluated for live groups only (an emptied group
-    // may divide by zero); a group column is the group itself, and finds the
-    // group's row in the view whether the group is live or not.
-    outs.push_back((key ? p.finals[i] : "CASE WHEN f.__live THEN " + p.finals[i] + " END") + " AS c" +
+  // Output expressions are evaluated for live groups only (an emptied group
+  // may divide by zero); a group column is the group itself, and finds the
+  // group's row in the view whether the group is live or not.
+  for (std::size_t i = 0; i < p.columns.size(); ++i)
+    outs.push_back((group_column(p, i) ? p.finals[i] : "CASE WHEN f.__live THEN " + p.finals[i] + " END") + " AS c" +
                    std::to_string(i));
-  }
   return sql + " SELECT " + join(outs, ", ") + " FROM fl f";
 }
 
