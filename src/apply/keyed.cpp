@@ -7,8 +7,6 @@ extern "C" {
 #include "access/detoast.h"
 #include "access/nbtree.h"
 #include "access/tableam.h"
-#include "catalog/pg_trigger.h"
-#include "utils/acl.h"
 #include "utils/datum.h"
 }
 
