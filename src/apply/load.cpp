@@ -6,7 +6,6 @@
 
 extern "C" {
 #include "access/tableam.h"
-#include "utils/acl.h"
 }
 
 namespace ivm::apply {
@@ -152,7 +151,7 @@ Loader* start(const Oid* relids, int n, const plan::Populate& pop) {
   l->pub.rShutdown = shutdown;
   l->pub.rDestroy = destroy;
   l->pub.mydest = DestNone;
-  l->emit = pop.emit ? static_cast<int>(pop.state_columns + pop.view_columns) : -1;
+  l->emit = pop.state_columns > 0 ? static_cast<int>(pop.state_columns + pop.view_columns) : -1;
   int first = 0;
   for (int k = 0; k < n; ++k) {
     if (!open_sink(l->sinks[k], relids[k], first)) {

@@ -557,7 +557,6 @@ Populate sql_populate(const ViewPlan& p) {
   out.rows = "SELECT s.*, " + join(view, ", ") + ", f.__emit FROM (" + state +
              ") s CROSS JOIN LATERAL (SELECT f.*, coalesce(" + output_condition(p) +
              ", false) AS __emit FROM (SELECT " + join(finalized_items(p), ", ") + ") f) f";
-  out.emit = true;
   out.statements = {"INSERT INTO " + p.state + " " + state, "INSERT INTO " + p.name + " SELECT " +
                                                                 join(p.finals, ", ") + " FROM (" + finalized(p, "") +
                                                                 ") f" + output_filter(p)};

@@ -60,14 +60,13 @@ std::vector<std::string> sql_create_indexes(const ViewPlan& p);
 // Populate: how a view is filled from scratch.  Each row of `rows` gives, in
 // order, the group's state row (aggregate views: `state_columns` columns, the
 // state table's own in its order and types), then the view's row
-// (`view_columns`), then, when `emit`, whether the group has a row in the
-// view at all (the view's columns are NULL where it has not).  `statements`
-// does the same as INSERT statements.
+// (`view_columns`), then, for aggregate views (state_columns > 0), whether
+// the group has a row in the view at all (the view's columns are NULL where
+// it has not).  `statements` does the same as INSERT statements.
 struct Populate {
   std::string rows;
   std::size_t state_columns = 0;
   std::size_t view_columns = 0;
-  bool emit = false;
   std::vector<std::string> statements;
 };
 Populate sql_populate(const ViewPlan& p);
