@@ -231,8 +231,8 @@ CREATE EVENT TRIGGER ivm_sql_drop ON sql_drop EXECUTE FUNCTION ivm.on_sql_drop()
 -- maintenance_paths: how this session's maintenance did each part of a view's
 -- maintenance, and how often: the paths below SQL (key locks taken row by row,
 -- aggregate state merged by group, view rows written by key, views filled by
--- create_view and refresh in batches) or the SQL statements they step aside
--- to.  Per session, since it started.
+-- create_view and refresh in batches, aggregate deltas summed per group) or
+-- the SQL statements they step aside to.  Per session, since it started.
 CREATE FUNCTION ivm.path_counts() RETURNS bigint[]
 AS 'MODULE_PATHNAME', 'ivm_path_counts' LANGUAGE C VOLATILE;
 CREATE FUNCTION ivm.maintenance_paths(OUT path text, OUT times bigint) RETURNS SETOF record
@@ -241,6 +241,7 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     FROM unnest(ARRAY['key locks taken row by row', 'key locks taken by statement',
                       'state merged by group', 'state upserted by statement',
                       'view written by key', 'view written by statement',
-                      'view filled below SQL', 'view filled by statement'],
+                      'view filled below SQL', 'view filled by statement',
+                      'deltas summed below SQL', 'deltas summed by statement'],
                 ivm.path_counts()) AS u(path, times)
 $$;

@@ -1,9 +1,10 @@
 -- 14_state_merge: an aggregate view's state merged group by group below SQL.  Under READ
--- COMMITTED, when every changed group already has its state row, the per-group deltas come
--- from a read-only statement and each group's state row is locked, merged and finalized with
--- the functions the SQL upsert calls (the state type's "+", the type's btree order, int8
--- arithmetic, numeric and interval division); a new group sends the change to the SQL
--- upsert.  Every state type and finalization the merge handles is here, with NULL group keys,
+-- COMMITTED the per-group deltas come from a read-only statement (or, for counts, int8 and
+-- numeric sums, bool_and / bool_or and extremes, are summed below SQL from the change's rows)
+-- and each group's state row is locked, merged and finalized with the functions the SQL upsert
+-- calls (the state type's "+", the type's btree order, int8 arithmetic, numeric and interval
+-- division); a new group's state row is inserted as the upsert's ON CONFLICT inserts it, then
+-- merged into.  Every state type and finalization the merge handles is here, with NULL group keys,
 -- NULL measures, emptied groups (their state rows go), lost extremes (recomputed), ties,
 -- savepoints, both ivm.immediate_apply settings and REPEATABLE READ, each step checked
 -- against the plain view; then which path each change took (ivm.maintenance_paths).  (The numeric measures keep one scale: a numeric sum's display
@@ -31,6 +32,11 @@ SELECT mk('sums', 'SELECT g, h, count(*) AS n, count(i) AS ni, sum(i) AS si, sum
 SELECT mk('extremes', 'SELECT g, min(i) AS lo, max(i) AS hi, min(t COLLATE "C") AS tlo,
                               max(t) AS thi, max(ts) AS last, count(*) FILTER (WHERE ok) AS nok
                        FROM m GROUP BY g');
+-- The measures of sums but money and interval: their deltas are summed below SQL too.
+SELECT mk('folds', 'SELECT g, h, count(*) AS n, count(i) AS ni, sum(i) AS si, sum(b) AS sb, sum(x) AS sx,
+                           avg(i) AS ai, avg(x) AS ax, bool_and(ok) AS all_ok, bool_or(ok) AS any_ok,
+                           sum(i) FILTER (WHERE ok) AS si_ok, count(t) FILTER (WHERE h = 1) AS nt1
+                    FROM m GROUP BY g, h');
 -- Not merged below SQL (HAVING, an output expression over aggregates): the statements run.
 SELECT mk('having', 'SELECT g, sum(i) AS si FROM m GROUP BY g HAVING count(*) > 10');
 SELECT mk('ratio', 'SELECT g, sum(i) * 2 AS twice FROM m GROUP BY g');
@@ -38,6 +44,9 @@ SELECT position('merge the state rows' IN ivm.explain('sums')) > 0 AS sums_merge
        position('merge the state rows' IN ivm.explain('extremes')) > 0 AS extremes_merged,
        position('merge the state rows' IN ivm.explain('having')) > 0 AS having_merged,
        position('merge the state rows' IN ivm.explain('ratio')) > 0 AS ratio_merged;
+SELECT position('summed group by group' IN ivm.explain('folds')) > 0 AS folds_summed,
+       position('summed group by group' IN ivm.explain('extremes')) > 0 AS extremes_summed,
+       position('summed group by group' IN ivm.explain('sums')) > 0 AS sums_summed;
 
 -- 1. Changes of existing groups: inserts, updates of measures, NULL measures.
 INSERT INTO m VALUES (61, 'g1', 1, 61, 7, 0.5000, '$3.00', '1 hour', true, 'zz', '2027-01-01'),
@@ -45,6 +54,42 @@ INSERT INTO m VALUES (61, 'g1', 1, 61, 7, 0.5000, '$3.00', '1 hour', true, 'zz',
 UPDATE m SET i = i + 100, x = -x, c = c * 2, d = -d, ok = NOT ok WHERE id % 6 = 1;
 UPDATE m SET t = 'A0', ts = NULL WHERE id IN (3, 4);
 SELECT chk_all();
+
+-- 1b. Rows that cancel out within a change: an UPDATE changing nothing a view reads (each
+-- row's old and new versions net to nothing), an extreme removed and added back by the same
+-- statement (not lost: nothing to recompute), and, with the transaction's changes summed at
+-- its end, two equal rows (one row of the change counted twice) changed twice.
+UPDATE m SET ok = ok, t = t WHERE g = 'g0';
+UPDATE m SET h = h WHERE i = (SELECT max(i) FROM m WHERE g = 'g2');
+SET ivm.immediate_apply = 'transaction';
+BEGIN;
+INSERT INTO m VALUES (63, 'g1', 1, 7, 7, 7.25, '$7.00', '7 hours', true, 'd', '2026-05-05'),
+                     (64, 'g1', 1, 7, 7, 7.25, '$7.00', '7 hours', true, 'd', '2026-05-05');
+UPDATE m SET x = x + 1 WHERE id IN (63, 64);
+UPDATE m SET x = x - 1, ok = false WHERE id IN (63, 64);
+COMMIT;
+RESET ivm.immediate_apply;
+SELECT chk_all();
+TABLE folds ORDER BY g, h;
+-- Equal rows of a table without a key: summed at the transaction's end they are one row of
+-- the change counted several times.
+CREATE TABLE dup (g text, x numeric, i int);
+SELECT mk('dups', 'SELECT g, count(*) AS n, sum(x) AS sx, sum(i) AS si, max(x) AS hi, min(i) AS lo,
+                          count(x) FILTER (WHERE i > 1) AS n2
+                   FROM dup GROUP BY g');
+SET ivm.immediate_apply = 'transaction';
+BEGIN;
+INSERT INTO dup VALUES ('a', 1.5, 1), ('a', 1.5, 1), ('a', 2.5, 2), ('b', 1, 1);
+INSERT INTO dup VALUES ('a', 1.5, 1);
+UPDATE dup SET x = x * 2, i = 3 WHERE g = 'a' AND i = 1;
+COMMIT;
+BEGIN;
+DELETE FROM dup WHERE x = 3;
+INSERT INTO dup VALUES ('a', 4, 3), ('a', 4, 3), ('b', 1, 1);
+COMMIT;
+RESET ivm.immediate_apply;
+SELECT chk_all();
+TABLE dups ORDER BY g;
 
 -- 2. A row moves to another group; a group loses its extremes (recomputed), ties kept.
 UPDATE m SET g = 'g2' WHERE id = 61;
@@ -54,7 +99,8 @@ DELETE FROM m WHERE id = (SELECT min(id) FROM m WHERE g = 'g1' AND i = (SELECT m
 SELECT chk_all();
 TABLE extremes ORDER BY g;
 
--- 3. New groups (the SQL upsert), then emptied ones: their view rows and state rows go.
+-- 3. New groups (their state rows inserted, then merged into), then emptied ones: their view
+-- rows and state rows go.
 INSERT INTO m VALUES (70, 'new', 5, 1, 1, 1, '$1.00', '1 day', false, 'n', '2026-06-01'),
                      (71, 'new', 5, 2, 2, 2, '$2.00', '2 days', true, 'o', '2026-06-02');
 INSERT INTO m VALUES (72, 'new', 5, 3, 3, 3, '$3.00', '3 days', true, 'p', '2026-06-03');
@@ -108,14 +154,17 @@ CREATE FUNCTION took() RETURNS text LANGUAGE sql AS $$
     SELECT coalesce(string_agg(path || ' ' || k, ', ' ORDER BY path), 'nothing') FROM d
 $$;
 SELECT took();
-UPDATE m SET x = x + 1 WHERE id = 2;                -- only sums reads x: merged
+-- Only sums and folds read x: both merged, the deltas of sums (money, interval) by statement,
+-- those of folds below SQL.
+UPDATE m SET x = x + 1 WHERE id = 2;
 SELECT took();
--- All four: two merged, two upserted; extremes loses g2's minimum (2): recomputed, and written
--- by the statement.
+-- All five: three merged, two upserted; extremes loses g2's minimum (2): recomputed, and
+-- written by the statement.
 UPDATE m SET i = i + 1000 WHERE id = 2;
 SELECT took();
+-- A new group: merged as well (its state row inserted first), but for having and ratio.
 INSERT INTO m VALUES (90, 'brand', 0, 1, 1, 1, '$1.00', '1 day', true, 'b', '2026-08-01');
-SELECT took();                                      -- a new group: the upsert for all four
+SELECT took();
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 UPDATE m SET i = i + 1 WHERE id = 90;
 COMMIT;

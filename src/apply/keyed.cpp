@@ -172,12 +172,13 @@ struct KeySource {
 
 // lock_rows: what sql_lock_keys does, for the keys in `sources`: per key, in
 // the key-lock index's order, its row is locked (its latest version, after
-// waiting for a writer holding it) and updated.  False when a key has no row
-// yet (the SQL statement inserts it, racing writers through ON CONFLICT) or
-// the keys are not of the table's type; the keys locked so far stay locked.
+// waiting for a writer holding it) and updated, or, for a key without its
+// row, the row is inserted as ON CONFLICT inserts it (rows::insert_new).
+// False when a row went before it could be locked, or the keys are not of
+// the table's type; the keys locked so far stay locked.
 bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
   Target t;
-  rows::open_target(t, keylock);
+  rows::open_target(t, keylock, true);
   TupleDesc desc = RelationGetDescr(t.rel);
   Relation index = nullptr;
   if (desc->natts == 1 && t.rri->ri_NumIndices == 1) {
@@ -231,7 +232,13 @@ bool lock_rows(Oid keylock, const KeySource* sources, int nsources) {
     if (i > 0 && compare(&keys[i - 1], &keys[i], &order) == 0) continue;
     ScanKeyData key;
     rows::set_key(&key, 0, index, eq, keys[i], false);
-    if (!rows::probe(t, index, &key, 1, found) || !rows::lock_latest(t, found)) {
+    if (!rows::probe(t, index, &key, 1, found)) {
+      ExecClearTuple(fresh);
+      fresh->tts_values[0] = keys[i];
+      fresh->tts_isnull[0] = false;
+      ExecStoreVirtualTuple(fresh);
+      if (rows::insert_new(t, index, fresh, found) == rows::NewRow::Inserted) continue;
+    } else if (!rows::lock_latest(t, found)) {
       done = false;
       break;
     }

@@ -52,12 +52,12 @@ std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, 
                                          TupleDesc result, HeapTuple* vals, uint64 n);
 
 // lock_keys: takes the view's key locks for the changes c, as
-// plan::sql_lock_keys does (each key's row in the key-lock table updated, in
-// key order), when every changed leaf's key is a plain column of its change
-// and every key already has its row; returns false otherwise (some keys may
-// be locked already), and the caller runs the SQL statement, which locks
-// them all.  Only where keyed_possible(): under REPEATABLE READ the
-// statement's ON CONFLICT must raise the serialization failure.
+// plan::sql_lock_keys does (each key's row in the key-lock table updated, or
+// inserted as ON CONFLICT inserts it, in key order), when every changed
+// leaf's key is a plain column of its change; returns false otherwise, or
+// when a key's row went before it could be locked (some keys may be locked
+// already), and the caller runs the SQL statement, which locks them all.  Only where keyed_possible(): under REPEATABLE
+// READ the statement's ON CONFLICT must raise the serialization failure.
 bool lock_keys(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c);
 
 }  // namespace ivm::apply

@@ -1,5 +1,6 @@
 // maintain.cpp: runs each view's delta steps in dependency order.
 #include "apply/maintain.hpp"
+#include "apply/fold.hpp"
 #include "apply/load.hpp"
 #include "apply/keyed.hpp"
 #include "apply/merge.hpp"
@@ -28,8 +29,9 @@ struct Steps {
   // (keyed.hpp), and the state's clean-up after it.
   std::string upsert_rows, gc;
   // The per-group deltas, for merging the state by key (merge.hpp), and the
-  // upsert reading them when the merge steps aside.
-  std::string deltas, upsert_deltas;
+  // upsert reading them when the merge steps aside; the change's rows the
+  // deltas are summed from below SQL (fold.hpp), when the view allows.
+  std::string deltas, upsert_deltas, delta_rows;
   // What the view's rows of the changed keys become, read-only, for writing
   // a view without aggregates by key.
   std::string spj_rows;
@@ -62,6 +64,7 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
       if (plan::state_mergeable(p)) {
         s.deltas = plan::sql_agg_deltas(p, c);
         s.upsert_deltas = plan::sql_agg_upsert_rows_from_deltas(p, c);
+        s.delta_rows = plan::sql_agg_delta_rows(p, c);
       }
     }
     if (p.needs_recompute()) s.recompute = plan::sql_agg_recompute(p);
@@ -112,8 +115,17 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   // The state merged by key when every group has its row (merge.hpp).
   const std::string* upsert = keyed ? &s.upsert_rows : &s.upsert;
   if (keyed && !s.deltas.empty()) {
-    if (spi.exec(s.deltas) == 0) return 0;
-    if (std::optional<Merged> m = merge_state(spi, p)) {
+    std::optional<Deltas> d;
+    if (!s.delta_rows.empty()) {
+      if (spi.exec(s.delta_rows) == 0) return 0;
+      d = fold_deltas(spi, p);
+    }
+    took(d ? Path::DeltasSummedBelowSql : Path::DeltasSummedByStatement);
+    if (!d) {
+      if (spi.exec(s.deltas) == 0) return 0;
+      d = last_deltas();
+    }
+    if (std::optional<Merged> m = merge_state(spi, p, *d)) {
       took(Path::StateMergedByGroup);
       if (m->emptied || m->dirty) register_groups(spi, *m);
       if (!m->dirty) {
@@ -129,8 +141,8 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
       return result(spi.exec(s.apply[1][m->nulls][m->emptied]));
     }
     // A group without its state row: the upsert inserts it, from the deltas
-    // just computed (the merge wrote nothing, and left them the last result).
-    spi.capture(plan::kDeltasRelation);
+    // just computed (the merge wrote nothing).
+    register_rows(spi, plan::kDeltasRelation, d->desc, d->rows, d->n);
     upsert = &s.upsert_deltas;
   }
   if (spi.exec(*upsert) == 0) return 0;

@@ -80,8 +80,10 @@ enum class Path {
   ViewWrittenByStatement,    // ... by the SQL apply statement
   ViewFilledBelowSql,        // a view (and its state) filled in batches (load.hpp)
   ViewFilledByStatement,     // ... by INSERT statements
+  DeltasSummedBelowSql,      // an aggregate's per-group deltas summed row by row (fold.hpp)
+  DeltasSummedByStatement,   // ... by the deltas statement
 };
-constexpr std::size_t kPaths = 8;
+constexpr std::size_t kPaths = 10;
 std::uint64_t path_count(Path p);
 void took(Path p);
 

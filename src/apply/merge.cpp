@@ -228,13 +228,53 @@ struct Outcome {
   Merged m;
 };
 
+// empty_group: into `fresh`, the state row of the group of the delta in
+// ev/en that holds no rows: no count, sums over no values, no extremes.
+void empty_group(const Spec& s, const Agg* aggs, TupleDesc sd, const int* from, const Datum* ev, const bool* en,
+                 const AttrNumber* gatt, int cnt, int dirty, TupleTableSlot* fresh) {
+  ExecClearTuple(fresh);
+  for (int i = 0; i < sd->natts; ++i) {
+    fresh->tts_values[i] = 0;
+    fresh->tts_isnull[i] = true;
+  }
+  auto zero = [&](int att) {
+    if (att == 0) return;
+    fresh->tts_values[att - 1] = Int64GetDatum(0);
+    fresh->tts_isnull[att - 1] = false;
+  };
+  for (int j = 0; j < s.ngroups; ++j) {
+    int a = from[gatt[j] - 1] - 1;
+    fresh->tts_values[gatt[j] - 1] = ev[a];
+    fresh->tts_isnull[gatt[j] - 1] = en[a];
+  }
+  zero(cnt);
+  for (int i = 0; i < s.naggs; ++i) {
+    const Agg& g = aggs[i];
+    switch (g.kind) {
+      case AggKind::CountStar:
+      case AggKind::Count: zero(g.a); break;
+      case AggKind::BoolAnd:
+      case AggKind::BoolOr:
+        zero(g.a);
+        zero(g.n);
+        break;
+      case AggKind::Sum:
+      case AggKind::Avg: zero(g.n); break;
+      default: break;
+    }
+  }
+  fresh->tts_values[dirty - 1] = BoolGetDatum(false);
+  fresh->tts_isnull[dirty - 1] = false;
+  ExecStoreVirtualTuple(fresh);
+}
+
 // merge_rows: the whole merge, in PostgreSQL's terms (under pg_call): the
 // `n` delta rows `dvals` (row type `deltas`, sorted by group) locked, then
 // merged, written and finalized.
 Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) {
   Outcome out;
   rows::Target t;
-  rows::open_target(t, s.state);
+  rows::open_target(t, s.state, true);
   TupleDesc sd = RelationGetDescr(t.rel);
   int natts = sd->natts;
   // Each state column from the delta column of its name and type.
@@ -268,23 +308,37 @@ Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) 
   auto* en = static_cast<bool*>(palloc(sizeof(bool) * static_cast<std::size_t>(deltas->natts)));
 
   // 1. Every group's state row, locked in the deltas' order (the upsert's):
-  // writers of the same groups queue instead of deadlocking.  A group
-  // without its row stops the merge before anything is written.
+  // writers of the same groups queue instead of deadlocking.  A new group
+  // gets a row holding no rows, inserted as the upsert inserts (the same
+  // order, the same wait for a writer inserting the group too), which step 2
+  // merges into as into any other.  A row gone before it could be locked
+  // stops the merge: the upsert statement then adds the deltas (to the rows
+  // inserted here as well: they hold nothing).
   auto* locked = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * static_cast<std::size_t>(n > 0 ? n : 1)));
+  bool inserted = false;
   for (uint64 r = 0; r < n; ++r) {
     heap_deform_tuple(dvals[r], deltas, ev, en);
     for (int j = 0; j < s.ngroups; ++j) {
       int a = from[gatt[j] - 1] - 1;
       rows::set_key(keys, j, index, eq, ev[a], en[a]);
     }
-    if (!rows::probe(t, index, keys, s.ngroups, found) || !rows::lock_latest(t, found)) {
+    TupleTableSlot* row = found;
+    if (!rows::probe(t, index, keys, s.ngroups, found)) {
+      empty_group(s, aggs, sd, from, ev, en, gatt, cnt, dirty, fresh);
+      if (rows::insert_new(t, index, fresh, found) == rows::NewRow::Inserted) {
+        row = fresh;
+        inserted = true;
+      }
+    } else if (!rows::lock_latest(t, found)) {
       rows::close_target(t);
       return out;
     }
-    locked[r] = ExecCopySlotHeapTuple(found);
-    locked[r]->t_self = found->tts_tid;
-    ExecClearTuple(found);
+    locked[r] = ExecCopySlotHeapTuple(row);
+    locked[r]->t_self = row->tts_tid;
+    ExecClearTuple(row);
   }
+  // The rows inserted above are updated below: by a later command.
+  if (inserted) CommandCounterIncrement();
 
   // The groups as sql_agg_upsert_rows returns them.
   MemoryContext old = MemoryContextSwitchTo(s.keep);
@@ -391,7 +445,7 @@ Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) 
 
 }  // namespace
 
-std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p) {
+std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p, const Deltas& d) {
   std::vector<int> column = plan::merged_columns(p);
   Oid state = column.empty() ? InvalidOid : pg::relation_oid(p.state);
   if (!OidIsValid(state)) return std::nullopt;
@@ -410,20 +464,11 @@ std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p) {
   s.ncols = static_cast<int>(column.size());
   s.column = column.data();
   s.keep = spi.context();
-  Outcome o = pg::pg_call([&] { return merge_rows(s, SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed); });
+  Outcome o = pg::pg_call([&] { return merge_rows(s, d.desc, d.rows, d.n); });
   if (!o.done) return std::nullopt;
   return o.m;
 }
 
-void register_groups(pg::Spi& spi, const Merged& m) {
-  Tuplestorestate* store = pg::pg_call([&] {
-    MemoryContext old = MemoryContextSwitchTo(spi.context());
-    Tuplestorestate* st = tuplestore_begin_heap(false, false, work_mem);
-    for (uint64 r = 0; r < m.n; ++r) tuplestore_puttuple(st, m.rows[r]);
-    MemoryContextSwitchTo(old);
-    return st;
-  });
-  spi.keep_store(plan::kGroupsRelation, store, m.desc);
-}
+void register_groups(pg::Spi& spi, const Merged& m) { register_rows(spi, plan::kGroupsRelation, m.desc, m.rows, m.n); }
 
 }  // namespace ivm::apply

@@ -10,13 +10,18 @@
 // merged and finalized with the same functions the statement calls (the
 // state type's `+`, the btree comparison MIN/MAX order by, int8 arithmetic,
 // numeric division), so that the state and the view rows are the statement's
-// to the byte.
+// to the byte (but for a new group's sums over values that cancelled out, 0
+// there and NULL here, neither ever read).
 //
-// Only for every group already having its state row: a new group must be
-// inserted racing other writers of the same group, which is what ON
-// CONFLICT is for.  Then, with nothing written (the groups locked so far stay
-// locked, as the statement would lock them), the caller runs the statement.
+// A new group's row is inserted as the statement's INSERT would be (a
+// speculative insertion: of two writers inserting the same group, one waits
+// for the other and then finds its row), holding no rows, then merged into.
+// A row that went before it could be locked makes the merge step aside, with
+// nothing merged (the groups locked so far stay locked, as the statement
+// would lock them, and new groups' rows stay, holding nothing): the caller
+// then runs the statement.
 #pragma once
+#include "apply/fold.hpp"
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
 
@@ -36,12 +41,13 @@ struct Merged {
   bool emptied = false;  // some group lost its last row
 };
 
-// merge_state: merges the per-group deltas of the last SPI result (the rows
-// of plan::sql_agg_deltas) into the state of view p (plan::state_mergeable),
-// under READ COMMITTED (apply::keyed_possible).  nullopt, with no state
-// written, when a group has no state row yet, or the state table is not as
-// the plan says (the caller then runs the upsert statement).
-std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p);
+// merge_state: merges the per-group deltas `d` (the rows of
+// plan::sql_agg_deltas, or their fold: fold.hpp) into the state of view p
+// (plan::state_mergeable), under READ COMMITTED (apply::keyed_possible).
+// nullopt, with no delta merged, when a group's row went meanwhile, or the
+// state table is not as the plan says (the caller then runs the upsert
+// statement).
+std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p, const Deltas& d);
 
 // groups_store: the merged groups as a tuplestore in the connection's
 // memory, registered as plan::kGroupsRelation for the SQL steps that read it.

@@ -31,7 +31,7 @@ bool holds(Form_pg_attribute column, Form_pg_attribute value, bool typmod) {
          (!typmod || column->atttypmod < 0 || column->atttypmod == value->atttypmod);
 }
 
-void open_target(Target& t, Oid relid) {
+void open_target(Target& t, Oid relid, bool speculative) {
   t.rel = table_open(relid, RowExclusiveLock);
   t.estate = CreateExecutorState();
   RangeTblEntry* rte = makeNode(RangeTblEntry);
@@ -42,7 +42,7 @@ void open_target(Target& t, Oid relid) {
   ExecInitRangeTable(t.estate, list_make1(rte));
   t.rri = makeNode(ResultRelInfo);
   InitResultRelInfo(t.rri, t.rel, 1, nullptr, 0);
-  ExecOpenIndices(t.rri, false);
+  ExecOpenIndices(t.rri, speculative);
 }
 
 void begin_writes(Target& t) {
@@ -113,6 +113,32 @@ bool lock_latest(const Target& t, TupleTableSlot* found) {
   TM_Result r = table_tuple_lock(t.rel, &found->tts_tid, t.snapshot, found, t.estate->es_output_cid, LockTupleExclusive,
                                  LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
   return r == TM_Ok;
+}
+
+NewRow insert_new(const Target& t, Relation index, TupleTableSlot* fresh, TupleTableSlot* found) {
+  // ExecInsert's speculative insertion, with `index` the arbiter.
+  List* arbiters = list_make1_oid(RelationGetRelid(index));
+  if (t.rel->rd_att->constr) ExecConstraints(t.rri, fresh, t.estate);
+  for (;;) {
+    ItemPointerData conflict;
+    // A row with the key, committed or ours (waiting for a writer inserting it).
+    if (!ExecCheckIndexConstraints(t.rri, fresh, t.estate, &conflict, arbiters)) {
+      found->tts_tid = conflict;
+      if (lock_latest(t, found)) return NewRow::Found;
+      // Deleted meanwhile: try again.
+      ExecClearTuple(found);
+      continue;
+    }
+    TransactionId xid = GetCurrentTransactionId();
+    uint32 token = SpeculativeInsertionLockAcquire(xid);
+    table_tuple_insert_speculative(t.rel, fresh, t.estate->es_output_cid, 0, nullptr, token);
+    bool conflicted = false;
+    List* recheck = ExecInsertIndexTuples(t.rri, fresh, t.estate, false, true, &conflicted, arbiters);
+    table_tuple_complete_speculative(t.rel, fresh, token, !conflicted);
+    SpeculativeInsertionLockRelease(xid);
+    list_free(recheck);
+    if (!conflicted) return NewRow::Inserted;
+  }
 }
 
 }  // namespace ivm::apply::rows

@@ -29,7 +29,8 @@ bool plain(Relation rel, AclMode rights);
 // when `typmod`, the column's type modifier, if it has one, is the value's.
 bool holds(Form_pg_attribute column, Form_pg_attribute value, bool typmod);
 
-void open_target(Target& t, Oid relid);
+// open_target: `speculative` prepares its unique indexes for insert_new.
+void open_target(Target& t, Oid relid, bool speculative = false);
 // begin_writes: everything before is visible (the statement that said what
 // to write, and earlier ones); the writes get a command id of their own, and
 // rows are found in the latest snapshot.
@@ -50,5 +51,13 @@ bool probe(const Target& t, Relation index, ScanKeyData* keys, int nkeys, TupleT
 // writer holding it), as ON CONFLICT DO UPDATE or SELECT FOR UPDATE do under
 // READ COMMITTED, and leaves that version in `found`; false when it is gone.
 bool lock_latest(const Target& t, TupleTableSlot* found);
+// insert_new: inserts the row in `fresh`, whose key `index` (unique, of a
+// target opened `speculative`) did not find, as INSERT ... ON CONFLICT does:
+// speculatively, so that of two writers inserting the same key one waits for
+// the other, then finds its row.  Inserted: the row's TID is in
+// fresh->tts_tid.  Found: a row with the key is there after all, and is in
+// `found`, locked as lock_latest locks it.
+enum class NewRow { Inserted, Found };
+NewRow insert_new(const Target& t, Relation index, TupleTableSlot* fresh, TupleTableSlot* found);
 
 }  // namespace ivm::apply::rows

@@ -1057,6 +1057,35 @@ bool state_mergeable(const ViewPlan& p) { return !merged_columns(p).empty(); }
 
 std::string sql_agg_deltas(const ViewPlan& p, const Changes& c) { return agg_upsert(p, c).deltas; }
 
+bool foldable(const ViewPlan& p) {
+  if (!state_mergeable(p)) return false;
+  for (const Aggregate& ag : p.aggs)
+    if ((ag.kind == AggKind::Sum || ag.kind == AggKind::Avg) &&
+        (ag.interval_avg || (ag.state_type != "bigint" && ag.state_type != "numeric")))
+      return false;
+  return true;
+}
+
+std::string sql_agg_delta_rows(const ViewPlan& p, const Changes& c) {
+  if (!foldable(p)) return "";
+  AggLayout lay = agg_layout(p);
+  std::vector<std::string> items;
+  for (std::size_t j = 0; j < lay.groups.size(); ++j)
+    items.push_back("d." + lay.groups[j] + " AS g" + std::to_string(j));
+  for (std::size_t i = 0; i < p.aggs.size(); ++i) {
+    const Aggregate& ag = p.aggs[i];
+    std::string n = std::to_string(i);
+    if (!lay.arg[i].empty()) {
+      bool sum = ag.kind == AggKind::Sum || ag.kind == AggKind::Avg;
+      items.push_back((sum ? "(d." + lay.arg[i] + ")::" + ag.state_type : "d." + lay.arg[i]) + " AS v" + n);
+    }
+    if (!lay.filter[i].empty()) items.push_back("d." + lay.filter[i] + " AS f" + n);
+  }
+  items.push_back("d.__m");
+  return "SELECT " + join(items, ", ") + " FROM (" + sql_body_delta(p, c, lay.exprs) + ") d ORDER BY " +
+         join(prefixed("d.", lay.groups), ", ");
+}
+
 std::string sql_agg_gc(const ViewPlan& p) {
   std::vector<std::string> sg = state_groups(p);
   return "DELETE FROM " + p.state + " s USING (SELECT " + join(sg, ", ") + " FROM " + kGroupsRelation +
@@ -1277,9 +1306,15 @@ std::string explain(const ViewPlan& p) {
     std::vector<std::string> cols;
     for (int k : key) cols.push_back(p.columns[static_cast<std::size_t>(k)]);
     if (p.aggregate && state_mergeable(p)) {
-      o << "  2. per-group deltas: " << sql_agg_deltas(p, c) << "\n";
-      o << "  2a. merge the state rows by group: each found by the state's index on the group, locked, merged and "
-           "finalized in place (when a group has no state row yet, 2b instead)\n";
+      if (foldable(p))
+        o << "  2. per-group deltas, summed group by group from the change's rows: " << sql_agg_delta_rows(p, c)
+          << "\n     (should a column's type not be the state's, computed instead by: " << sql_agg_deltas(p, c)
+          << ")\n";
+      else
+        o << "  2. per-group deltas: " << sql_agg_deltas(p, c) << "\n";
+      o << "  2a. merge the state rows by group: each found by the state's index on the group (a new group's row "
+           "inserted as ON CONFLICT inserts), locked, merged and finalized in place (should a row go before it is "
+           "locked, 2b instead)\n";
       o << "  2b. update state from the deltas of 2 (as " << kDeltasRelation
         << "), returning each changed group's view row: " << sql_agg_upsert_rows_from_deltas(p, c) << "\n";
     } else {

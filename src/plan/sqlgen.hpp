@@ -110,6 +110,14 @@ bool state_mergeable(const ViewPlan& p);
 // as -1 - j, aggregate i as i; empty when the view is not state_mergeable.
 std::vector<int> merged_columns(const ViewPlan& p);
 std::string sql_agg_deltas(const ViewPlan& p, const Changes& c);
+// Folding the deltas below SQL (apply/fold.hpp): sql_agg_delta_rows reads
+// the change as rows, one per changed input row, sorted by group (the order
+// of sql_agg_deltas): the group g<j>, per aggregate i its argument v<i> (for
+// SUM and AVG cast to the state's type; absent for count(*)) and its FILTER
+// f<i> (absent without one), then __m.  "" unless the view is foldable:
+// state_mergeable, every SUM and AVG kept as bigint or numeric.
+bool foldable(const ViewPlan& p);
+std::string sql_agg_delta_rows(const ViewPlan& p, const Changes& c);
 // sql_agg_upsert_rows_from_deltas: sql_agg_upsert_rows reading the deltas
 // sql_agg_deltas gave (registered as kDeltasRelation) instead of computing
 // them again: where the merge steps aside for a group without its row.

@@ -1135,6 +1135,41 @@ TEST(StateMerge, UpsertFromTheDeltasIsTheUpsertWithoutComputingThem) {
   EXPECT_TRUE(Has(sql_agg_upsert_rows_from_deltas(global_agg(), c), " FROM ivm_agg_deltas ON CONFLICT (__k) "));
 }
 
+// The change's rows the deltas are summed from below SQL (apply/fold.hpp): per row its group,
+// each aggregate's argument (sums cast to the state's type, as the deltas statement casts them
+// before summing) and FILTER, and __m; sorted as the deltas statement sorts its groups.
+TEST(StateFold, DeltaRowsCarryEachAggregatesArgumentAndFilterSortedByGroup) {
+  ViewPlan p = grouped_agg(false);
+  EXPECT_FALSE(foldable(p));  // AVG(interval): its deltas come from the statement
+  EXPECT_EQ(sql_agg_delta_rows(p, {{0, inserted("ivm_new")}}), "");
+  p.aggs.pop_back();
+  p.columns.pop_back();
+  p.types.pop_back();
+  p.finals.pop_back();
+  ASSERT_TRUE(foldable(p));
+  const plan::Changes c{{0, inserted("ivm_new")}};
+  const std::string rows = sql_agg_delta_rows(p, c);
+  const std::string deltas = sql_agg_deltas(p, c);
+  // The same change rows d as the deltas statement's.
+  const std::string d = deltas.substr(std::string("WITH d AS (").size(), deltas.find("), gd AS (") - 11);
+  EXPECT_TRUE(Has(rows, " FROM (" + d + ") d ORDER BY d.c0"));
+  // count(*) has no argument; SUM and AVG cast theirs; MIN, MAX, bool_and as they are; a FILTER.
+  EXPECT_TRUE(Has(rows,
+                  "SELECT d.c0 AS g0, (d.c1)::numeric AS v1, (d.c2)::numeric AS v2, d.c3 AS v3, "
+                  "d.c4 AS v4, d.c5 AS v5, d.c6 AS f6, d.__m FROM ("));
+  EXPECT_TRUE(Lacks(rows, " AS v0"));
+  EXPECT_TRUE(Lacks(rows, "GROUP BY"));
+  // Two groups: both, sorted in order.
+  EXPECT_TRUE(Has(sql_agg_delta_rows(two_group_agg(), c), ") d ORDER BY d.c0, d.c1"));
+  EXPECT_EQ(0u, sql_agg_delta_rows(two_group_agg(), c).find("SELECT d.c0 AS g0, d.c1 AS g1, d.__m FROM ("));
+  // Only bigint and numeric sums are summed below SQL; nothing that is not merged is.
+  ViewPlan money = p;
+  money.aggs[1].state_type = "money";
+  EXPECT_FALSE(foldable(money));
+  EXPECT_FALSE(foldable(grouped_agg(true)));
+  EXPECT_FALSE(foldable(global_agg()));
+}
+
 TEST(AggApply, GarbageCollectionIsAStatementOfItsOwn) {
   const ViewPlan p = grouped_agg(false);
   const std::string gc = sql_agg_gc(p);
