@@ -108,12 +108,17 @@ bool probe(const Target& t, Relation index, ScanKeyData* keys, int nkeys, TupleT
   return has;
 }
 
-bool lock_latest(const Target& t, TupleTableSlot* found) {
+namespace {
+
+TM_Result lock_tuple(const Target& t, TupleTableSlot* found) {
   TM_FailureData tmfd;
-  TM_Result r = table_tuple_lock(t.rel, &found->tts_tid, t.snapshot, found, t.estate->es_output_cid, LockTupleExclusive,
-                                 LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
-  return r == TM_Ok;
+  return table_tuple_lock(t.rel, &found->tts_tid, t.snapshot, found, t.estate->es_output_cid, LockTupleExclusive,
+                          LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
 }
+
+}  // namespace
+
+bool lock_latest(const Target& t, TupleTableSlot* found) { return lock_tuple(t, found) == TM_Ok; }
 
 NewRow insert_new(const Target& t, Relation index, TupleTableSlot* fresh, TupleTableSlot* found) {
   // ExecInsert's speculative insertion, with `index` the arbiter.
@@ -124,8 +129,13 @@ NewRow insert_new(const Target& t, Relation index, TupleTableSlot* fresh, TupleT
     // A row with the key, committed or ours (waiting for a writer inserting it).
     if (!ExecCheckIndexConstraints(t.rri, fresh, t.estate, &conflict, arbiters)) {
       found->tts_tid = conflict;
-      if (lock_latest(t, found)) return NewRow::Found;
-      // Deleted meanwhile: try again.
+      TM_Result r = lock_tuple(t, found);
+      if (r == TM_Ok) return NewRow::Found;
+      // Deleted meanwhile: try again.  (A row of this very command would
+      // be found again and again: the caller inserts each key once.)
+      if (r != TM_Deleted && r != TM_Updated)
+        elog(ERROR, "could not lock the row of a key of \"%s\" (result %d)", RelationGetRelationName(t.rel),
+             static_cast<int>(r));
       ExecClearTuple(found);
       continue;
     }
