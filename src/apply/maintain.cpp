@@ -48,7 +48,10 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
     generation = catalog::catalog_generation();
   }
   std::string key = std::to_string(p.oid) + (exclusive ? "x" : "s");
-  for (const auto& [leaf, d] : c) key += "|" + std::to_string(leaf) + ":" + d.inserted + ":" + d.deleted + ":" + d.bag;
+  for (const auto& [leaf, d] : c) {
+    key += "|" + std::to_string(leaf) + ":" + d.inserted + ":" + d.deleted + ":" + d.bag;
+    for (const std::string& col : d.consolidated_on) key += ":" + col;
+  }
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   Steps s;
@@ -266,7 +269,7 @@ std::uint64_t propagate(pg::Spi& spi, const Changed& changes, Phase phase) {
     std::uint64_t n = apply_one(spi, v.plan, c, phase == Phase::Apply && v.deferred, name);
     total += n;
     if (n > 0 && wanted) {
-      changed[v.oid] = plan::DeltaSource{"", "", name};
+      changed[v.oid] = plan::DeltaSource{"", "", name, {}};
       if (phase == Phase::Write) record(spi, v.oid, changed[v.oid]);
     }
   }
@@ -321,7 +324,7 @@ std::uint64_t apply_relations(pg::Spi& spi, const std::vector<std::uint32_t>& re
     std::string name =
         "ivm_consumed_" + std::to_string(r) + "_" + std::to_string(std::hash<std::string>{}(cols) % 1000000);
     spi.capture(name);
-    changed[r] = plan::DeltaSource{"", "", name};
+    changed[r] = plan::DeltaSource{"", "", name, dt->columns};
   }
   if (changed.empty()) return 0;
   LargeBatch settings(spi, consumed);

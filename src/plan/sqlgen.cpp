@@ -405,8 +405,12 @@ std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d) {
   // out here.  A view over views without aggregates consolidates its own
   // change at the end anyway, and another view's change holds no row twice:
   // it is read as it is, without sorting its wide rows.  An aggregate must not
-  // see the rows that cancel: it would touch (and lock) their groups.
+  // see the rows that cancel: it would touch (and lock) their groups.  A bag
+  // consolidated on the leaf's very columns already is what this would give.
   if (!d.bag.empty() && !p.aggregate && l.is_view) return "SELECT " + cols + "__m FROM " + d.bag;
+  if (!d.bag.empty() && std::set<std::string>(l.columns.begin(), l.columns.end()) ==
+                            std::set<std::string>(d.consolidated_on.begin(), d.consolidated_on.end()))
+    return "SELECT " + cols + "__m FROM " + d.bag;
   if (!d.bag.empty()) return "SELECT " + cols + "sum(__m)::int8 AS __m FROM " + d.bag + gb + " HAVING sum(__m) <> 0";
   if (!d.inserted.empty() && !d.deleted.empty())
     return "SELECT " + cols + "sum(__m)::int8 AS __m FROM (SELECT " + cols + "1 AS __m FROM " + d.inserted +
@@ -1297,7 +1301,7 @@ std::string explain(const ViewPlan& p) {
     o << "View key: " << p.columns[static_cast<std::size_t>(p.locator)]
       << ", one row per key (a key of its input, never NULL)\n";
   o << "Delta steps for an INSERT into " << p.leaves[0].relation << ":\n";
-  Changes c{{0, DeltaSource{"<inserted rows>", "", ""}}};
+  Changes c{{0, DeltaSource{"<inserted rows>", "", "", {}}}};
   std::string lock = sql_lock_keys(p, c);
   if (!lock.empty()) o << "  1. lock keys: " << lock << "\n";
   std::vector<int> key = keyed_columns(p);

@@ -30,6 +30,10 @@ struct DeltaSource {
   std::string inserted;  // relation of inserted rows, or ""
   std::string deleted;   // relation of deleted rows, or ""
   std::string bag;       // relation with the leaf's columns plus __m, or ""
+  // The bag holds no two rows equal on these columns and no __m of 0 (a
+  // deferred view's consumed delta table), or nothing is known (empty).  A
+  // leaf reading exactly these columns reads the bag as it is.
+  std::vector<std::string> consolidated_on;
 };
 
 // Changes: the changed leaves of one view (leaf index -> its delta).

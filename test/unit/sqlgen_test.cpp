@@ -111,10 +111,10 @@ Aggregate agg(AggKind kind, const std::string& arg, const std::string& state_typ
   return a;
 }
 
-DeltaSource inserted(const std::string& rel) { return DeltaSource{rel, "", ""}; }
-DeltaSource deleted(const std::string& rel) { return DeltaSource{"", rel, ""}; }
-DeltaSource updated(const std::string& ins, const std::string& del) { return DeltaSource{ins, del, ""}; }
-DeltaSource bag(const std::string& rel) { return DeltaSource{"", "", rel}; }
+DeltaSource inserted(const std::string& rel) { return DeltaSource{rel, "", "", {}}; }
+DeltaSource deleted(const std::string& rel) { return DeltaSource{"", rel, "", {}}; }
+DeltaSource updated(const std::string& ins, const std::string& del) { return DeltaSource{ins, del, "", {}}; }
+DeltaSource bag(const std::string& rel) { return DeltaSource{"", "", rel, {}}; }
 
 // --- plans ---------------------------------------------------------------
 
@@ -314,6 +314,21 @@ TEST(LeafDelta, AnotherViewsChangeIsReadAsItIsUnlessAnAggregateReadsIt) {
   EXPECT_EQ("SELECT id, amount, __m FROM ivm_bag", sql_leaf_delta(p, 0, bag("ivm_bag")));
   p.aggregate = true;
   EXPECT_TRUE(Has(sql_leaf_delta(p, 0, bag("ivm_bag")), "GROUP BY id, amount HAVING sum(__m) <> 0"));
+}
+
+// A deferred view's consumed delta table was consolidated on its columns: a leaf reading
+// exactly those (in any order) reads it as it is; a leaf reading fewer must consolidate again
+// (rows differing in a column it does not read cancel out in its projection).
+TEST(LeafDelta, BagConsolidatedOnTheLeafsColumnsIsReadAsItIs) {
+  ViewPlan p = spj_single();
+  p.aggregate = true;
+  plan::DeltaSource d = bag("ivm_bag");
+  d.consolidated_on = {"amount", "id"};
+  EXPECT_EQ("SELECT id, amount, __m FROM ivm_bag", sql_leaf_delta(p, 0, d));
+  d.consolidated_on = {"amount", "id", "note"};
+  EXPECT_TRUE(Has(sql_leaf_delta(p, 0, d), "GROUP BY id, amount HAVING sum(__m) <> 0"));
+  d.consolidated_on = {"id"};
+  EXPECT_TRUE(Has(sql_leaf_delta(p, 0, d), "GROUP BY id, amount HAVING sum(__m) <> 0"));
 }
 
 TEST(LeafDelta, LeafWithoutColumnsStillCountsRows) {
