@@ -56,8 +56,9 @@ std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, 
 // inserted as ON CONFLICT inserts it, in key order), when every changed
 // leaf's key is a plain column of its change; returns false otherwise, or
 // when a key's row went before it could be locked (some keys may be locked
-// already), and the caller runs the SQL statement, which locks them all.  Only where keyed_possible(): under REPEATABLE
-// READ the statement's ON CONFLICT must raise the serialization failure.
+// already), and the caller runs the SQL statement, which locks them all.
+// Only where keyed_possible(): under REPEATABLE READ the statement's ON
+// CONFLICT must raise the serialization failure.
 bool lock_keys(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c);
 
 }  // namespace ivm::apply

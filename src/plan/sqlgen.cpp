@@ -408,8 +408,9 @@ std::string sql_leaf_delta(const ViewPlan& p, int leaf, const DeltaSource& d) {
   // see the rows that cancel: it would touch (and lock) their groups.  A bag
   // consolidated on the leaf's very columns already is what this would give.
   if (!d.bag.empty() && !p.aggregate && l.is_view) return "SELECT " + cols + "__m FROM " + d.bag;
-  if (!d.bag.empty() && std::set<std::string>(l.columns.begin(), l.columns.end()) ==
-                            std::set<std::string>(d.consolidated_on.begin(), d.consolidated_on.end()))
+  if (!d.bag.empty() && !d.consolidated_on.empty() &&
+      std::set<std::string>(l.columns.begin(), l.columns.end()) ==
+          std::set<std::string>(d.consolidated_on.begin(), d.consolidated_on.end()))
     return "SELECT " + cols + "__m FROM " + d.bag;
   if (!d.bag.empty()) return "SELECT " + cols + "sum(__m)::int8 AS __m FROM " + d.bag + gb + " HAVING sum(__m) <> 0";
   if (!d.inserted.empty() && !d.deleted.empty())

@@ -329,6 +329,10 @@ TEST(LeafDelta, BagConsolidatedOnTheLeafsColumnsIsReadAsItIs) {
   EXPECT_TRUE(Has(sql_leaf_delta(p, 0, d), "GROUP BY id, amount HAVING sum(__m) <> 0"));
   d.consolidated_on = {"id"};
   EXPECT_TRUE(Has(sql_leaf_delta(p, 0, d), "GROUP BY id, amount HAVING sum(__m) <> 0"));
+  // Nothing known of the bag: a leaf without columns still sums its rows into one.
+  p.leaves[0].columns.clear();
+  d.consolidated_on.clear();
+  EXPECT_TRUE(Has(sql_leaf_delta(p, 0, d), "sum(__m)::int8 AS __m FROM ivm_bag HAVING sum(__m) <> 0"));
 }
 
 TEST(LeafDelta, LeafWithoutColumnsStillCountsRows) {
