@@ -1,5 +1,6 @@
 // fold.cpp: per-group deltas summed below SQL (see fold.hpp).
 #include "apply/fold.hpp"
+#include "apply/rows.hpp"
 
 extern "C" {
 #include "utils/numeric.h"
@@ -46,14 +47,8 @@ struct Spec {
   MemoryContext keep = nullptr;
 };
 
-int attno(TupleDesc desc, const char* prefix, int i) {
-  char name[NAMEDATALEN];
-  snprintf(name, sizeof(name), "%s%d", prefix, i);
-  int a = SPI_fnumber(desc, name);
-  return a > 0 ? a : 0;
-}
-
-Oid type_of(TupleDesc desc, int att) { return TupleDescAttr(desc, att - 1)->atttypid; }
+using rows::attno;
+using rows::type_of;
 
 // int8_of: a sum as int8, or the error casting the SQL sum (numeric) gives.
 Datum int8_of(int128 v) {
@@ -77,12 +72,12 @@ bool setup(const Spec& s, TupleDesc raw, TupleDesc state, Agg* aggs) {
     g.kind = s.kinds[i];
     g.v = attno(raw, "v", i);
     g.f = attno(raw, "f", i);
-    g.a = SPI_fnumber(state, psprintf("a%d", i));
-    g.n = SPI_fnumber(state, psprintf("n%d", i));
-    g.x = SPI_fnumber(state, psprintf("x%d", i));
-    g.d = SPI_fnumber(state, psprintf("d%d", i));
-    g.dc = SPI_fnumber(state, psprintf("dc%d", i));
-    if (g.a <= 0 || (g.f > 0 && type_of(raw, g.f) != BOOLOID)) return false;
+    g.a = attno(state, "a", i);
+    g.n = attno(state, "n", i);
+    g.x = attno(state, "x", i);
+    g.d = attno(state, "d", i);
+    g.dc = attno(state, "dc", i);
+    if (g.a == 0 || (g.f > 0 && type_of(raw, g.f) != BOOLOID)) return false;
     Oid t = type_of(state, g.a);
     switch (g.kind) {
       case AggKind::CountStar:
@@ -93,16 +88,16 @@ bool setup(const Spec& s, TupleDesc raw, TupleDesc state, Agg* aggs) {
         break;
       case AggKind::BoolAnd:
       case AggKind::BoolOr:
-        if (t != INT8OID || g.v == 0 || g.n <= 0 || type_of(raw, g.v) != BOOLOID) return false;
+        if (t != INT8OID || g.v == 0 || g.n == 0 || type_of(raw, g.v) != BOOLOID) return false;
         break;
       case AggKind::Sum:
       case AggKind::Avg:
-        if (g.v == 0 || g.n <= 0 || type_of(raw, g.v) != t || (t != INT8OID && t != NUMERICOID)) return false;
+        if (g.v == 0 || g.n == 0 || type_of(raw, g.v) != t || (t != INT8OID && t != NUMERICOID)) return false;
         g.numeric = t == NUMERICOID;
         break;
       case AggKind::Min:
       case AggKind::Max: {
-        if (g.v == 0 || g.x <= 0 || g.d <= 0 || g.dc <= 0 || type_of(raw, g.v) != t) return false;
+        if (g.v == 0 || g.x == 0 || g.d == 0 || g.dc == 0 || type_of(raw, g.v) != t) return false;
         TypeCacheEntry* tc = lookup_type_cache(t, TYPECACHE_CMP_PROC_FINFO);
         if (!OidIsValid(tc->cmp_proc)) return false;
         fmgr_info_copy(&g.cmp, &tc->cmp_proc_finfo, CurrentMemoryContext);
@@ -230,7 +225,7 @@ bool finish(Agg& g, Datum* values, bool* nulls) {
 
 struct Outcome {
   bool done = false;
-  Deltas d;
+  pg::Tuples d;
 };
 
 // fold_rows: the whole fold, in PostgreSQL's terms (under pg_call): the `n`
@@ -243,7 +238,7 @@ Outcome fold_rows(const Spec& s, TupleDesc rd, HeapTuple* raw, uint64 n) {
   MemoryContextSwitchTo(old);
   table_close(rel, NoLock);
   int natts = sd->natts;
-  int cnt = SPI_fnumber(sd, "__cnt"), dirty = SPI_fnumber(sd, "__dirty"), mult = SPI_fnumber(rd, "__m");
+  int cnt = attno(sd, "__cnt"), dirty = attno(sd, "__dirty"), mult = attno(rd, "__m");
   bool ok = cnt > 0 && dirty > 0 && mult > 0 && type_of(sd, cnt) == INT8OID && type_of(sd, dirty) == BOOLOID &&
             type_of(rd, mult) == INT8OID;
   // The groups: the same type in the change's rows and the state, ordered.
@@ -252,7 +247,7 @@ Outcome fold_rows(const Spec& s, TupleDesc rd, HeapTuple* raw, uint64 n) {
   auto* gcmp = static_cast<FmgrInfo*>(palloc0(sizeof(FmgrInfo) * static_cast<std::size_t>(s.ngroups + 1)));
   for (int j = 0; j < s.ngroups && ok; ++j) {
     graw[j] = attno(rd, "g", j);
-    gstate[j] = SPI_fnumber(sd, psprintf("g%d", j));
+    gstate[j] = attno(sd, "g", j);
     ok = graw[j] > 0 && gstate[j] > 0 && type_of(rd, graw[j]) == type_of(sd, gstate[j]);
     if (!ok) break;
     TypeCacheEntry* tc = lookup_type_cache(type_of(rd, graw[j]), TYPECACHE_CMP_PROC_FINFO);
@@ -335,9 +330,7 @@ Outcome fold_rows(const Spec& s, TupleDesc rd, HeapTuple* raw, uint64 n) {
 
 }  // namespace
 
-Deltas last_deltas() { return Deltas{SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed}; }
-
-std::optional<Deltas> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p) {
+std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p) {
   Oid state = pg::relation_oid(p.state);
   if (!OidIsValid(state)) return std::nullopt;
   std::vector<AggKind> kinds;
@@ -351,17 +344,6 @@ std::optional<Deltas> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p) {
   Outcome o = pg::pg_call([&] { return fold_rows(s, SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed); });
   if (!o.done) return std::nullopt;
   return o.d;
-}
-
-void register_rows(pg::Spi& spi, const std::string& name, TupleDesc desc, HeapTuple* rows, uint64 n) {
-  Tuplestorestate* store = pg::pg_call([&] {
-    MemoryContext old = MemoryContextSwitchTo(spi.context());
-    Tuplestorestate* st = tuplestore_begin_heap(false, false, work_mem);
-    for (uint64 r = 0; r < n; ++r) tuplestore_puttuple(st, rows[r]);
-    MemoryContextSwitchTo(old);
-    return st;
-  });
-  spi.keep_store(name, store, desc);
 }
 
 }  // namespace ivm::apply

@@ -19,26 +19,12 @@
 
 namespace ivm::apply {
 
-// Deltas: per changed group, its delta as a row of the state table's type
-// (g<j>, __cnt, a<i>, n<i>, x<i>, d<i>, dc<i>, __dirty), sorted by group:
-// `n` tuples `rows` of row type `desc`.
-struct Deltas {
-  TupleDesc desc = nullptr;
-  HeapTuple* rows = nullptr;
-  uint64 n = 0;
-};
-
-// last_deltas: the last SPI result as deltas (the rows of sql_agg_deltas).
-Deltas last_deltas();
-
 // fold_deltas: the deltas of the rows of the last SPI result (the rows of
-// plan::sql_agg_delta_rows), in the connection's memory; nullopt when a
+// plan::sql_agg_delta_rows), in the connection's memory: per changed group,
+// its delta as a row of the state table's type (g<j>, __cnt, a<i>, n<i>,
+// x<i>, d<i>, dc<i>, __dirty), sorted by group; nullopt when a
 // column is not of the type the state table holds, or a group or extreme
 // has no btree ordering (the caller then runs sql_agg_deltas).
-std::optional<Deltas> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p);
-
-// register_rows: `n` tuples `rows` of row type `desc` as relation `name`
-// (a tuplestore in the connection's memory) for the statements that read it.
-void register_rows(pg::Spi& spi, const std::string& name, TupleDesc desc, HeapTuple* rows, uint64 n);
+std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p);
 
 }  // namespace ivm::apply

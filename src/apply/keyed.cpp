@@ -257,7 +257,8 @@ bool keyed_possible() {
 }
 
 std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change,
-                                         TupleDesc result, HeapTuple* vals, uint64 n) {
+                                         const pg::Tuples& rows) {
+  TupleDesc result = rows.desc;
   Layout lay;
   pg::pg_call([&] {
     lay.live = SPI_fnumber(result, "__live");
@@ -270,7 +271,7 @@ std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, 
     lay.key.push_back(static_cast<AttrNumber>(c + 1));
   }
   if (lay.key.empty()) return std::nullopt;
-  Output out = pg::pg_call([&] { return write_rows(p.oid, lay, spi.context(), result, vals, n); });
+  Output out = pg::pg_call([&] { return write_rows(p.oid, lay, spi.context(), result, rows.rows, rows.n); });
   if (!out.done) return std::nullopt;
   if (!change.empty() && out.rows > 0)
     spi.keep_store(change, out.store, out.desc);
@@ -280,7 +281,7 @@ std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, 
 }
 
 std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change) {
-  return apply_keyed(spi, p, change, SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed);
+  return apply_keyed(spi, p, change, spi.result());
 }
 
 }  // namespace ivm::apply

@@ -47,9 +47,9 @@ bool keyed_possible();
 // committed.  Should one change anyway, the write fails ("tuple concurrently
 // updated") rather than lose it.
 std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change);
-// The same for rows held elsewhere (`n` tuples `vals` of row type `result`).
+// The same for rows held elsewhere.
 std::optional<std::uint64_t> apply_keyed(pg::Spi& spi, const plan::ViewPlan& p, const std::string& change,
-                                         TupleDesc result, HeapTuple* vals, uint64 n);
+                                         const pg::Tuples& rows);
 
 // lock_keys: takes the view's key locks for the changes c, as
 // plan::sql_lock_keys does (each key's row in the key-lock table updated, or

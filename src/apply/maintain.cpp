@@ -118,7 +118,7 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   // The state merged by key when every group has its row (merge.hpp).
   const std::string* upsert = keyed ? &s.upsert_rows : &s.upsert;
   if (keyed && !s.deltas.empty()) {
-    std::optional<Deltas> d;
+    std::optional<pg::Tuples> d;
     if (!s.delta_rows.empty()) {
       if (spi.exec(s.delta_rows) == 0) return 0;
       d = fold_deltas(spi, p);
@@ -126,18 +126,18 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
     took(d ? Path::DeltasSummedBelowSql : Path::DeltasSummedByStatement);
     if (!d) {
       if (spi.exec(s.deltas) == 0) return 0;
-      d = last_deltas();
+      d = spi.result();
     }
     if (std::optional<Merged> m = merge_state(spi, p, *d)) {
       took(Path::StateMergedByGroup);
-      if (m->emptied || m->dirty) register_groups(spi, *m);
+      if (m->emptied || m->dirty) spi.keep_rows(plan::kGroupsRelation, *m);
       if (!m->dirty) {
-        if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change, m->desc, m->rows, m->n)) {
+        if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change, *m)) {
           took(Path::ViewWrittenByKey);
           if (m->emptied) spi.exec(s.gc);
           return *n;
         }
-        if (!m->emptied) register_groups(spi, *m);
+        if (!m->emptied) spi.keep_rows(plan::kGroupsRelation, *m);
       }
       took(Path::ViewWrittenByStatement);
       if (m->dirty) spi.exec(s.recompute);
@@ -145,7 +145,7 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
     }
     // A group without its state row: the upsert inserts it, from the deltas
     // just computed (the merge wrote nothing).
-    register_rows(spi, plan::kDeltasRelation, d->desc, d->rows, d->n);
+    spi.keep_rows(plan::kDeltasRelation, *d);
     upsert = &s.upsert_deltas;
   }
   if (spi.exec(*upsert) == 0) return 0;

@@ -56,22 +56,8 @@ struct Spec {
   MemoryContext keep = nullptr;
 };
 
-// attno: the attribute number of column `name` (0: none), or of the column
-// named by `prefix` and i ("a3", "dc3").
-int attno(TupleDesc desc, const char* name) {
-  for (int a = 0; a < desc->natts; ++a)
-    if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), name) == 0)
-      return a + 1;
-  return 0;
-}
-
-int attno(TupleDesc desc, const char* prefix, int i) {
-  char name[NAMEDATALEN];
-  snprintf(name, sizeof(name), "%s%d", prefix, i);
-  return attno(desc, name);
-}
-
-Oid type_of(TupleDesc desc, int att) { return TupleDescAttr(desc, att - 1)->atttypid; }
+using rows::attno;
+using rows::type_of;
 
 // setup_aggs: per aggregate its columns and functions; false when the state
 // table is not what the plan says, or a type lacks what the merge calls.
@@ -284,7 +270,7 @@ Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) 
   for (int i = 0; i < natts && ok; ++i) {
     Form_pg_attribute att = TupleDescAttr(sd, i);
     if (att->attisdropped) continue;
-    from[i] = SPI_fnumber(deltas, NameStr(att->attname));
+    from[i] = attno(deltas, NameStr(att->attname));
     ok = from[i] > 0 && type_of(deltas, from[i]) == att->atttypid;
   }
   auto* gatt = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(s.ngroups)));
@@ -445,7 +431,7 @@ Outcome merge_rows(const Spec& s, TupleDesc deltas, HeapTuple* dvals, uint64 n) 
 
 }  // namespace
 
-std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p, const Deltas& d) {
+std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p, const pg::Tuples& d) {
   std::vector<int> column = plan::merged_columns(p);
   Oid state = column.empty() ? InvalidOid : pg::relation_oid(p.state);
   if (!OidIsValid(state)) return std::nullopt;
@@ -468,7 +454,5 @@ std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p, const D
   if (!o.done) return std::nullopt;
   return o.m;
 }
-
-void register_groups(pg::Spi& spi, const Merged& m) { register_rows(spi, plan::kGroupsRelation, m.desc, m.rows, m.n); }
 
 }  // namespace ivm::apply

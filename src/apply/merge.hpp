@@ -21,7 +21,6 @@
 // would lock them, and new groups' rows stay, holding nothing): the caller
 // then runs the statement.
 #pragma once
-#include "apply/fold.hpp"
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
 
@@ -31,11 +30,8 @@ namespace ivm::apply {
 
 // Merged: each changed group after the merge, as sql_agg_upsert_rows returns
 // it: g<j>, a<i> (finalized), __cnt, __dirty, __live and the view row c<i>;
-// `n` tuples `rows` of row type `desc`, in the connection's memory.
-struct Merged {
-  TupleDesc desc = nullptr;
-  HeapTuple* rows = nullptr;
-  uint64 n = 0;
+// in the connection's memory.
+struct Merged : pg::Tuples {
   bool dirty = false;    // some group lost its MIN/MAX: recompute it
   bool nulls = false;    // some group key is NULL
   bool emptied = false;  // some group lost its last row
@@ -47,10 +43,6 @@ struct Merged {
 // nullopt, with no delta merged, when a group's row went meanwhile, or the
 // state table is not as the plan says (the caller then runs the upsert
 // statement).
-std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p, const Deltas& d);
-
-// groups_store: the merged groups as a tuplestore in the connection's
-// memory, registered as plan::kGroupsRelation for the SQL steps that read it.
-void register_groups(pg::Spi& spi, const Merged& m);
+std::optional<Merged> merge_state(pg::Spi& spi, const plan::ViewPlan& p, const pg::Tuples& d);
 
 }  // namespace ivm::apply

@@ -31,6 +31,19 @@ bool holds(Form_pg_attribute column, Form_pg_attribute value, bool typmod) {
          (!typmod || column->atttypmod < 0 || column->atttypmod == value->atttypmod);
 }
 
+int attno(TupleDesc desc, const char* name) {
+  for (int a = 0; a < desc->natts; ++a)
+    if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), name) == 0)
+      return a + 1;
+  return 0;
+}
+
+int attno(TupleDesc desc, const char* prefix, int i) {
+  char name[NAMEDATALEN];
+  snprintf(name, sizeof(name), "%s%d", prefix, i);
+  return attno(desc, name);
+}
+
 void open_target(Target& t, Oid relid, bool speculative) {
   t.rel = table_open(relid, RowExclusiveLock);
   t.estate = CreateExecutorState();

@@ -30,6 +30,12 @@ bool plain(Relation rel, AclMode rights);
 bool holds(Form_pg_attribute column, Form_pg_attribute value, bool typmod);
 
 // open_target: `speculative` prepares its unique indexes for insert_new.
+// attno: the attribute number of column `name` (0: none), or of the column
+// named by `prefix` and i ("a3", "dc3"); type_of: an attribute's type.
+int attno(TupleDesc desc, const char* name);
+int attno(TupleDesc desc, const char* prefix, int i);
+inline Oid type_of(TupleDesc desc, int att) { return TupleDescAttr(desc, att - 1)->atttypid; }
+
 void open_target(Target& t, Oid relid, bool speculative = false);
 // begin_writes: everything before is visible (the statement that said what
 // to write, and earlier ones); the writes get a command id of their own, and

@@ -154,10 +154,20 @@ int Spi::column(const char* name) const {
   return pg_call([&] { return SPI_fnumber(SPI_tuptable->tupdesc, name); });
 }
 
-void Spi::capture(const std::string& name) {
+Tuples Spi::result() const { return Tuples{SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed}; }
+
+void Spi::capture(const std::string& name) { keep_rows(name, result()); }
+
+void Spi::keep_rows(const std::string& name, const Tuples& t) {
   Tuplestorestate* store = nullptr;
   TupleDesc desc = nullptr;
-  append_result(cxt_, store, desc);
+  pg_call([&] {
+    MemoryContext old = MemoryContextSwitchTo(cxt_);
+    store = tuplestore_begin_heap(false, false, work_mem);
+    desc = CreateTupleDescCopy(t.desc);
+    for (uint64 i = 0; i < t.n; i++) tuplestore_puttuple(store, t.rows[i]);
+    MemoryContextSwitchTo(old);
+  });
   keep_store(name, store, desc);
 }
 

@@ -12,6 +12,14 @@
 
 namespace ivm::pg {
 
+// Tuples: `n` rows `rows` of row type `desc` (a statement's result, or rows
+// built below SQL).
+struct Tuples {
+  TupleDesc desc = nullptr;
+  HeapTuple* rows = nullptr;
+  uint64 n = 0;
+};
+
 // Spi: an SPI connection for the lifetime of the object.
 class Spi {
  public:
@@ -39,11 +47,15 @@ class Spi {
   bool boolean(uint64 row, int col) const;
   std::int64_t int8(uint64 row, int col) const;  // an int8 column; 0 for NULL
   int column(const char* name) const;
+  // result: the last statement's rows (they live as long as the connection).
+  Tuples result() const;
 
   // capture: registers the last result as an ephemeral relation `name`,
   // readable by later statements on this connection; replaces any earlier
   // relation of that name.
   void capture(const std::string& name);
+  // keep_rows: the same for rows held elsewhere (copied).
+  void keep_rows(const std::string& name, const Tuples& t);
   // append_result: appends the last result's rows to `store` (created in
   // `cxt` on first use, with its row type saved in `desc`).
   void append_result(MemoryContext cxt, Tuplestorestate*& store, TupleDesc& desc);
