@@ -187,6 +187,7 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
                       'state merged by group', 'state upserted by statement',
                       'view written by key', 'view written by statement',
                       'view filled below SQL', 'view filled by statement',
-                      'deltas summed below SQL', 'deltas summed by statement'],
+                      'deltas summed below SQL', 'deltas summed by statement',
+                      'rows computed below SQL', 'rows computed by statement'],
                 ivm.path_counts()) AS u(path, times)
 $$;

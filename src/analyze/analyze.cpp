@@ -20,14 +20,9 @@ using plan::JoinKind;
 
 namespace {
 
-// PostgreSQL 15 declares walkers and mutators as unprototyped C function
-// pointers; C++ needs an explicit (and harmless) cast through void (*)().
-typedef bool (*Walker)();
-typedef Node* (*Mutator)();
-template <typename T, typename F>
-T fn_cast(F f) {
-  return reinterpret_cast<T>(reinterpret_cast<void (*)()>(f));
-}
+using pg::fn_cast;
+using pg::Mutator;
+using pg::Walker;
 
 // ---------------------------------------------------------------------------
 // Parsing

@@ -4,6 +4,7 @@
 #include "apply/load.hpp"
 #include "apply/keyed.hpp"
 #include "apply/merge.hpp"
+#include "apply/spj_rows.hpp"
 #include "apply/wal.hpp"
 #include "catalog/catalog.hpp"
 #include "plan/sqlgen.hpp"
@@ -103,8 +104,14 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   }
   if (!p.aggregate) {
     if (!s.spj_rows.empty() && keyed) {
-      if (spi.exec(s.spj_rows) == 0) return 0;
-      if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change)) {
+      std::optional<pg::Tuples> rows = spj_rows(spi, p, c);
+      took(rows ? Path::RowsComputedBelowSql : Path::RowsComputedByStatement);
+      if (!rows) {
+        if (spi.exec(s.spj_rows) == 0) return 0;
+        rows = spi.result();
+      }
+      if (rows->n == 0) return 0;
+      if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change, *rows)) {
         took(Path::ViewWrittenByKey);
         return *n;
       }

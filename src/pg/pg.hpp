@@ -69,6 +69,15 @@ inline void begin_own_scan(Tuplestorestate* store) {
 }
 inline void end_own_scan(Tuplestorestate* store) { tuplestore_select_read_pointer(store, 0); }
 
+// PostgreSQL 15 declares walkers and mutators as unprototyped C function
+// pointers; C++ needs an explicit (and harmless) cast through void (*)().
+typedef bool (*Walker)();
+typedef Node* (*Mutator)();
+template <typename T, typename F>
+T fn_cast(F f) {
+  return reinterpret_cast<T>(reinterpret_cast<void (*)()>(f));
+}
+
 // xact_aborted / xact_ended: the transaction callback events after which a
 // transaction's own state (buffers, origin setup, scopes) must be gone: an
 // abort, or any end (COMMIT, ABORT, PREPARE, and their parallel-worker twins).

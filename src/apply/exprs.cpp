@@ -1,0 +1,306 @@
+// exprs.cpp: a view's expressions evaluated below SQL (see exprs.hpp).
+#include "apply/exprs.hpp"
+
+#include "catalog/catalog.hpp"
+#include "pg/spi.hpp"
+
+extern "C" {
+#include "utils/datum.h"
+}
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace ivm::apply::exprs {
+
+namespace {
+
+struct Entry {
+  MemoryContext cxt = nullptr;  // holds c; nullptr when c is
+  Compiled* c = nullptr;        // nullptr: not evaluable below SQL
+  std::uint64_t generation = 0;
+  bool valid = true;
+};
+
+std::unordered_map<std::uint32_t, Entry>& cache() {
+  static std::unordered_map<std::uint32_t, Entry> entries;
+  return entries;
+}
+std::vector<MemoryContext>& retired() {
+  static std::vector<MemoryContext> contexts;
+  return contexts;
+}
+int in_use = 0;
+bool watching = false;
+
+// The invalidation callbacks run inside PostgreSQL (at any lock taken, any
+// command boundary): they only mark entries, which are freed at a later
+// lookup, when none is in use.
+void on_relcache(Datum, Oid relid) {
+  for (auto& [view, e] : cache()) {
+    bool hit = relid == InvalidOid || view == relid;
+    for (int i = 0; e.c && !hit && i < e.c->nleaves; ++i) hit = e.c->relids[i] == relid;
+    if (hit) e.valid = false;
+  }
+}
+
+void on_syscache(Datum, int, uint32) {
+  for (auto& [view, e] : cache()) e.valid = false;
+}
+
+void watch() {
+  if (watching) return;
+  pg::pg_call([] {
+    CacheRegisterRelcacheCallback(on_relcache, static_cast<Datum>(0));
+    // What a planned expression depends on besides its relations, as the
+    // plan cache sees it (plancache.c): functions (inlined SQL functions
+    // included), operators, types, schemas, operator classes.
+    for (int id : {PROCOID, OPEROID, TYPEOID, NAMESPACEOID, AMOPOPID})
+      CacheRegisterSyscacheCallback(id, on_syscache, static_cast<Datum>(0));
+  });
+  watching = true;
+}
+
+void free_retired() {
+  if (in_use > 0) return;
+  for (MemoryContext cxt : retired()) pg::pg_call([cxt] { MemoryContextDelete(cxt); });
+  retired().clear();
+}
+
+struct VarMap {
+  const int* offset;
+  int nleaves;
+  bool bad;  // a Var that is not a plain column of a leaf
+};
+
+Node* remap_vars(Node* node, VarMap* map) {
+  if (!node) return nullptr;
+  if (IsA(node, Var)) {
+    Var* v = static_cast<Var*>(copyObjectImpl(node));
+    if (v->varlevelsup != 0 || v->varattno <= 0 || v->varno < 1 || static_cast<int>(v->varno) > map->nleaves) {
+      map->bad = true;
+      return reinterpret_cast<Node*>(v);
+    }
+    v->varattno = static_cast<AttrNumber>(v->varattno + map->offset[v->varno - 1]);
+    v->varno = 1;
+    v->varnosyn = 1;
+    v->varattnosyn = v->varattno;
+    return reinterpret_cast<Node*>(v);
+  }
+  return expression_tree_mutator(node, pg::fn_cast<pg::Mutator>(remap_vars), map);
+}
+
+// Input: what compile needs from the plan, as plain data.
+struct Input {
+  const char* sql;
+  const Oid* relids;
+  int nleaves;
+  Oid view;
+  int noutputs;
+  bool where;
+  const int* on_nodes;  // join nodes with a condition, in the SELECT list's order
+  int non;
+  int njoins;
+};
+
+// compile: the Compiled of `in`, allocated in a new context under
+// CacheMemoryContext (returned in *cxt), or nullptr.  PostgreSQL's terms.
+Compiled* compile(const Input& in, MemoryContext* cxt) {
+  MemoryContext work =
+      AllocSetContextCreate(CurrentMemoryContext, "ivm expressions (compiling)", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(work);
+  List* raw = raw_parser(in.sql, RAW_PARSE_DEFAULT);
+  Query* q = parse_analyze_fixedparams(linitial_node(RawStmt, raw), in.sql, nullptr, 0, nullptr);
+  int nitems = in.noutputs + (in.where ? 1 : 0) + in.non;
+  bool ok = q->commandType == CMD_SELECT && !q->hasSubLinks && !q->hasAggs && !q->hasWindowFuncs && !q->hasTargetSRFs &&
+            list_length(q->rtable) == in.nleaves && list_length(q->targetList) == nitems;
+  for (int i = 0; ok && i < in.nleaves; ++i) {
+    RangeTblEntry* rte = rt_fetch(i + 1, q->rtable);
+    ok = rte->rtekind == RTE_RELATION && rte->relid == in.relids[i];
+  }
+  Relation view = ok ? relation_open(in.view, AccessShareLock) : nullptr;
+  ok = ok && RelationGetDescr(view)->natts == in.noutputs;
+  TupleDesc vdesc = ok ? CreateTupleDescCopy(RelationGetDescr(view)) : nullptr;
+  Bitmapset** used = static_cast<Bitmapset**>(palloc0(sizeof(Bitmapset*) * static_cast<std::size_t>(in.nleaves)));
+  // The row: each leaf's columns (dropped ones too) after the previous leaf's.
+  int* offset = static_cast<int*>(palloc0(sizeof(int) * static_cast<std::size_t>(in.nleaves)));
+  int width = 0;
+  for (int i = 0; ok && i < in.nleaves; ++i) {
+    offset[i] = width;
+    Relation rel = relation_open(in.relids[i], AccessShareLock);
+    width += RelationGetDescr(rel)->natts;
+    relation_close(rel, NoLock);
+  }
+  TupleDesc row = ok ? CreateTemplateTupleDesc(width) : nullptr;
+  for (int i = 0; ok && i < in.nleaves; ++i) {
+    Relation rel = relation_open(in.relids[i], AccessShareLock);
+    TupleDesc d = RelationGetDescr(rel);
+    for (int a = 1; a <= d->natts; ++a) TupleDescCopyEntry(row, static_cast<AttrNumber>(offset[i] + a), d, a);
+    relation_close(rel, NoLock);
+  }
+  Expr** items = static_cast<Expr**>(palloc0(sizeof(Expr*) * static_cast<std::size_t>(nitems)));
+  VarMap map{offset, in.nleaves, false};
+  ListCell* lc;
+  int k = 0;
+  foreach (lc, q->targetList) {
+    if (!ok) break;
+    Node* x = reinterpret_cast<Node*>(lfirst_node(TargetEntry, lc)->expr);
+    for (int i = 0; i < in.nleaves; ++i) pull_varattnos(x, static_cast<Index>(i + 1), &used[i]);
+    x = remap_vars(x, &map);
+    // A volatile function would run once per evaluation here and once per
+    // row read there: the statements stay the only ones to call it.
+    ok = !map.bad && !contain_volatile_functions(x);
+    if (!ok) break;
+    Oid want = k < in.noutputs ? TupleDescAttr(RelationGetDescr(view), k)->atttypid : BOOLOID;
+    ok = exprType(x) == want;
+    items[k++] = expression_planner(reinterpret_cast<Expr*>(x));
+  }
+  if (view) relation_close(view, NoLock);
+  MemoryContextSwitchTo(old);
+  if (!ok) {
+    MemoryContextDelete(work);
+    return nullptr;
+  }
+  *cxt = AllocSetContextCreate(CacheMemoryContext, "ivm expressions", ALLOCSET_SMALL_SIZES);
+  MemoryContextSwitchTo(*cxt);
+  auto* c = static_cast<Compiled*>(palloc0(sizeof(Compiled)));
+  c->row = CreateTupleDescCopy(row);
+  c->nleaves = in.nleaves;
+  c->relids = static_cast<Oid*>(palloc(sizeof(Oid) * static_cast<std::size_t>(in.nleaves)));
+  c->offset = static_cast<int*>(palloc(sizeof(int) * static_cast<std::size_t>(in.nleaves)));
+  for (int i = 0; i < in.nleaves; ++i) {
+    c->relids[i] = in.relids[i];
+    c->offset[i] = offset[i];
+  }
+  c->used = static_cast<AttrNumber**>(palloc0(sizeof(AttrNumber*) * static_cast<std::size_t>(in.nleaves)));
+  c->nused = static_cast<int*>(palloc0(sizeof(int) * static_cast<std::size_t>(in.nleaves)));
+  for (int i = 0; i < in.nleaves; ++i) {
+    c->used[i] = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * (bms_num_members(used[i]) + 1)));
+    int m = -1;
+    while ((m = bms_next_member(used[i], m)) >= 0)
+      c->used[i][c->nused[i]++] = static_cast<AttrNumber>(m + FirstLowInvalidHeapAttributeNumber);
+  }
+  c->view = CreateTupleDescCopy(vdesc);
+  c->noutputs = in.noutputs;
+  c->outputs = static_cast<Expr**>(palloc(sizeof(Expr*) * static_cast<std::size_t>(in.noutputs)));
+  for (int i = 0; i < in.noutputs; ++i) c->outputs[i] = static_cast<Expr*>(copyObjectImpl(items[i]));
+  if (in.where) c->where = static_cast<Expr*>(copyObjectImpl(items[in.noutputs]));
+  c->on = static_cast<Expr**>(palloc0(sizeof(Expr*) * static_cast<std::size_t>(std::max(in.njoins, 1))));
+  for (int j = 0; j < in.non; ++j)
+    c->on[in.on_nodes[j]] = static_cast<Expr*>(copyObjectImpl(items[in.noutputs + (in.where ? 1 : 0) + j]));
+  MemoryContextSwitchTo(old);
+  MemoryContextDelete(work);
+  return c;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+const Compiled* compiled(const plan::ViewPlan& p) {
+  watch();
+  std::uint64_t generation = catalog::catalog_generation();
+  auto& entries = cache();
+  auto it = entries.find(p.oid);
+  if (it != entries.end() && it->second.valid && it->second.generation == generation) return it->second.c;
+  if (it != entries.end()) {
+    if (it->second.cxt) retired().push_back(it->second.cxt);
+    entries.erase(it);
+  }
+  free_retired();
+
+  std::vector<std::string> items = p.outputs, from;
+  if (!p.where.empty()) items.push_back("(" + p.where + ")");
+  std::vector<int> on_nodes;
+  for (std::size_t j = 0; j < p.joins.size(); ++j) {
+    if (p.joins[j].kind == plan::JoinKind::Leaf || p.joins[j].on.empty()) continue;
+    items.push_back("(" + p.joins[j].on + ")");
+    on_nodes.push_back(static_cast<int>(j));
+  }
+  std::vector<Oid> relids;
+  for (const auto& l : p.leaves) {
+    from.push_back(l.relation + " " + l.alias);
+    relids.push_back(l.relid);
+  }
+  std::string sql = "SELECT " + joined(items) + " FROM " + joined(from);
+  Input in{sql.c_str(),
+           relids.data(),
+           static_cast<int>(relids.size()),
+           p.oid,
+           static_cast<int>(p.outputs.size()),
+           !p.where.empty(),
+           on_nodes.data(),
+           static_cast<int>(on_nodes.size()),
+           static_cast<int>(p.joins.size())};
+  Entry e;
+  e.generation = generation;
+  {
+    // Resolved as the statements resolve it (spi.hpp).
+    pg::PinnedSearchPath pinned;
+    MemoryContext cxt = nullptr;
+    e.c = pg::pg_call([&] { return compile(in, &cxt); });
+    e.cxt = cxt;
+  }
+  // An invalidation while compiling (a lock taken) may already have marked
+  // the relations: the entry is then compiled again on next use.
+  entries[p.oid] = e;
+  return e.c;
+}
+
+InUse::InUse() { ++in_use; }
+InUse::~InUse() { --in_use; }
+
+void begin(Evaluator& e, const Compiled* c, int njoins) {
+  e.c = c;
+  e.econtext = CreateStandaloneExprContext();
+  e.row = MakeSingleTupleTableSlot(c->row, &TTSOpsVirtual);
+  e.outputs = static_cast<ExprState**>(palloc(sizeof(ExprState*) * static_cast<std::size_t>(c->noutputs)));
+  for (int i = 0; i < c->noutputs; ++i) e.outputs[i] = ExecInitExpr(c->outputs[i], nullptr);
+  e.where = c->where ? ExecInitExpr(c->where, nullptr) : nullptr;
+  e.on = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * static_cast<std::size_t>(std::max(njoins, 1))));
+  for (int j = 0; j < njoins; ++j)
+    if (c->on[j]) e.on[j] = ExecInitExpr(c->on[j], nullptr);
+}
+
+void end(Evaluator& e) {
+  FreeExprContext(e.econtext, true);
+  ExecDropSingleTupleTableSlot(e.row);
+}
+
+void clear_row(Evaluator& e) {
+  ExecClearTuple(e.row);
+  for (int a = 0; a < e.c->row->natts; ++a) {
+    e.row->tts_values[a] = static_cast<Datum>(0);
+    e.row->tts_isnull[a] = true;
+  }
+  ExecStoreVirtualTuple(e.row);
+}
+
+bool holds(Evaluator& e, ExprState* state) {
+  if (!state) return true;
+  ResetExprContext(e.econtext);
+  e.econtext->ecxt_scantuple = e.row;
+  bool isnull = false;
+  Datum v = ExecEvalExprSwitchContext(state, e.econtext, &isnull);
+  return !isnull && DatumGetBool(v);
+}
+
+void evaluate(Evaluator& e, Datum* values, bool* nulls, MemoryContext into) {
+  ResetExprContext(e.econtext);
+  e.econtext->ecxt_scantuple = e.row;
+  for (int i = 0; i < e.c->noutputs; ++i) {
+    Datum v = ExecEvalExprSwitchContext(e.outputs[i], e.econtext, &nulls[i]);
+    Form_pg_attribute att = TupleDescAttr(e.c->view, i);
+    MemoryContext old = MemoryContextSwitchTo(into);
+    values[i] = nulls[i] ? static_cast<Datum>(0) : datumCopy(v, att->attbyval, att->attlen);
+    MemoryContextSwitchTo(old);
+  }
+}
+
+}  // namespace ivm::apply::exprs

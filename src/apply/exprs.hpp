@@ -1,0 +1,77 @@
+// exprs.hpp: a view's expressions evaluated below SQL.
+//
+// The plan keeps every expression as SQL text over the leaves' aliases (l1,
+// l2, ...), and the generated statements embed that text.  A statement pays
+// for its executor setup on every run, whatever it reads: for the change of
+// one OLTP transaction that setup is most of the cost.  Here the same text
+// is parsed and analyzed once, as
+//     SELECT <outputs>, <WHERE>, <join conditions> FROM <leaf> l1, <leaf> l2, ...
+// into PostgreSQL's own expression trees, planned as the planner plans a
+// query's expressions (expression_planner: constants folded, SQL functions
+// inlined), and evaluated by the executor's expression machinery on one row:
+// the leaves' rows side by side.  The values are those the statements
+// compute, from the same trees.
+//
+// The trees are kept across transactions and dropped, as the plan cache
+// drops cached plans, when a leaf relation, a function, an operator, a type
+// or a schema changes, and when ivm's catalog does.  Their executor state is
+// built anew for each use: functions may keep per-query state in it.
+#pragma once
+#include "plan/ir.hpp"
+#include "pg/pg.hpp"
+
+namespace ivm::apply::exprs {
+
+// Compiled: the planned expressions of one view.
+struct Compiled {
+  TupleDesc row = nullptr;  // the leaves' row types side by side
+  int nleaves = 0;
+  Oid* relids = nullptr;  // per leaf, its relation
+  int* offset = nullptr;  // leaf i's attribute a is the row's attribute offset[i] + a
+  // per leaf, the attributes its expressions read (nused[i] of them)
+  AttrNumber** used = nullptr;
+  int* nused = nullptr;
+  TupleDesc view = nullptr;  // the view table's row type
+  int noutputs = 0;
+  Expr** outputs = nullptr;  // per view column, of the column's type
+  Expr* where = nullptr;     // the WHERE clause, or nullptr
+  Expr** on = nullptr;       // per node of plan::ViewPlan::joins, its condition or nullptr
+};
+
+// compiled: p's expressions, compiled on first use; nullptr when one of them
+// cannot be evaluated below SQL: a subquery, a volatile function, a whole-row
+// or system column, or an output whose type is not its view column's.
+// A C++ function: call outside pg_call.
+const Compiled* compiled(const plan::ViewPlan& p);
+
+// InUse: while alive, no compiled expressions are freed (an invalidation
+// arriving meanwhile, at a lock taken by the evaluation, only marks them).
+class InUse {
+ public:
+  InUse();
+  ~InUse();
+  InUse(const InUse&) = delete;
+  InUse& operator=(const InUse&) = delete;
+};
+
+// Evaluator: the executor state of a Compiled for one use, and the row the
+// expressions read.  PostgreSQL's terms from here on: call under pg::pg_call.
+struct Evaluator {
+  const Compiled* c = nullptr;
+  ExprContext* econtext = nullptr;
+  TupleTableSlot* row = nullptr;  // virtual; cleared to all NULLs by clear_row
+  ExprState** outputs = nullptr;
+  ExprState* where = nullptr;
+  ExprState** on = nullptr;
+};
+
+void begin(Evaluator& e, const Compiled* c, int njoins);
+void end(Evaluator& e);
+// clear_row: every column of the row NULL, the last row's values forgotten.
+void clear_row(Evaluator& e);
+// holds: whether `state` (a condition) is true on the row; nullptr is true.
+bool holds(Evaluator& e, ExprState* state);
+// evaluate: the outputs on the row, copied into `into`.
+void evaluate(Evaluator& e, Datum* values, bool* nulls, MemoryContext into);
+
+}  // namespace ivm::apply::exprs
