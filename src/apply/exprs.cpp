@@ -24,8 +24,15 @@ struct Entry {
   bool valid = true;
 };
 
-std::unordered_map<std::uint32_t, Entry>& cache() {
-  static std::unordered_map<std::uint32_t, Entry> entries;
+// Per view, per Kind.
+using Key = std::pair<std::uint32_t, int>;
+struct KeyHash {
+  std::size_t operator()(const Key& k) const {
+    return std::hash<std::uint64_t>()((std::uint64_t{k.first} << 8) | k.second);
+  }
+};
+std::unordered_map<Key, Entry, KeyHash>& cache() {
+  static std::unordered_map<Key, Entry, KeyHash> entries;
   return entries;
 }
 std::vector<MemoryContext>& retired() {
@@ -39,15 +46,15 @@ bool watching = false;
 // command boundary): they only mark entries, which are freed at a later
 // lookup, when none is in use.
 void on_relcache(Datum, Oid relid) {
-  for (auto& [view, e] : cache()) {
-    bool hit = relid == InvalidOid || view == relid;
+  for (auto& [key, e] : cache()) {
+    bool hit = relid == InvalidOid || key.first == relid;
     for (int i = 0; e.c && !hit && i < e.c->nleaves; ++i) hit = e.c->relids[i] == relid;
     if (hit) e.valid = false;
   }
 }
 
 void on_syscache(Datum, int, uint32) {
-  for (auto& [view, e] : cache()) e.valid = false;
+  for (auto& [key, e] : cache()) e.valid = false;
 }
 
 void watch() {
@@ -97,7 +104,7 @@ struct Input {
   const char* sql;
   const Oid* relids;
   int nleaves;
-  Oid view;
+  Oid view;  // InvalidOid: the outputs' types are not checked
   int noutputs;
   bool where;
   const int* on_nodes;  // join nodes with a condition, in the SELECT list's order
@@ -120,9 +127,9 @@ Compiled* compile(const Input& in, MemoryContext* cxt) {
     RangeTblEntry* rte = rt_fetch(i + 1, q->rtable);
     ok = rte->rtekind == RTE_RELATION && rte->relid == in.relids[i];
   }
-  Relation view = ok ? relation_open(in.view, AccessShareLock) : nullptr;
-  ok = ok && RelationGetDescr(view)->natts == in.noutputs;
-  TupleDesc vdesc = ok ? CreateTupleDescCopy(RelationGetDescr(view)) : nullptr;
+  Relation view = ok && OidIsValid(in.view) ? relation_open(in.view, AccessShareLock) : nullptr;
+  ok = ok && (!view || RelationGetDescr(view)->natts == in.noutputs);
+  TupleDesc types = ok ? CreateTemplateTupleDesc(std::max(in.noutputs, 1)) : nullptr;
   Bitmapset** used = static_cast<Bitmapset**>(palloc0(sizeof(Bitmapset*) * static_cast<std::size_t>(in.nleaves)));
   // The row: each leaf's columns (dropped ones too) after the previous leaf's.
   int* offset = static_cast<int*>(palloc0(sizeof(int) * static_cast<std::size_t>(in.nleaves)));
@@ -153,8 +160,16 @@ Compiled* compile(const Input& in, MemoryContext* cxt) {
     // row read there: the statements stay the only ones to call it.
     ok = !map.bad && !contain_volatile_functions(x);
     if (!ok) break;
-    Oid want = k < in.noutputs ? TupleDescAttr(RelationGetDescr(view), k)->atttypid : BOOLOID;
-    ok = exprType(x) == want;
+    if (k < in.noutputs) {
+      Oid type = exprType(x);
+      ok = !view || TupleDescAttr(RelationGetDescr(view), k)->atttypid == type;
+      char name[NAMEDATALEN];
+      snprintf(name, sizeof(name), "o%d", k);
+      TupleDescInitEntry(types, static_cast<AttrNumber>(k + 1), name, type, exprTypmod(x), 0);
+      TupleDescInitEntryCollation(types, static_cast<AttrNumber>(k + 1), exprCollation(x));
+    } else {
+      ok = exprType(x) == BOOLOID;
+    }
     items[k++] = expression_planner(reinterpret_cast<Expr*>(x));
   }
   if (view) relation_close(view, NoLock);
@@ -182,7 +197,7 @@ Compiled* compile(const Input& in, MemoryContext* cxt) {
     while ((m = bms_next_member(used[i], m)) >= 0)
       c->used[i][c->nused[i]++] = static_cast<AttrNumber>(m + FirstLowInvalidHeapAttributeNumber);
   }
-  c->view = CreateTupleDescCopy(vdesc);
+  c->types = CreateTupleDescCopy(types);
   c->noutputs = in.noutputs;
   c->outputs = static_cast<Expr**>(palloc(sizeof(Expr*) * static_cast<std::size_t>(in.noutputs)));
   for (int i = 0; i < in.noutputs; ++i) c->outputs[i] = static_cast<Expr*>(copyObjectImpl(items[i]));
@@ -203,11 +218,12 @@ std::string joined(const std::vector<std::string>& items) {
 
 }  // namespace
 
-const Compiled* compiled(const plan::ViewPlan& p) {
+const Compiled* compiled(const plan::ViewPlan& p, Kind kind) {
   watch();
   std::uint64_t generation = catalog::catalog_generation();
   auto& entries = cache();
-  auto it = entries.find(p.oid);
+  Key key{p.oid, static_cast<int>(kind)};
+  auto it = entries.find(key);
   if (it != entries.end() && it->second.valid && it->second.generation == generation) return it->second.c;
   if (it != entries.end()) {
     if (it->second.cxt) retired().push_back(it->second.cxt);
@@ -215,10 +231,17 @@ const Compiled* compiled(const plan::ViewPlan& p) {
   }
   free_retired();
 
-  std::vector<std::string> items = p.outputs, from;
+  bool rows = kind == Kind::ViewRows;
+  std::vector<std::string> items, from;
+  if (rows) {
+    items = p.outputs;
+  } else {
+    for (const auto& item : plan::agg_delta_items(p)) items.push_back(item.second);
+  }
+  std::size_t noutputs = items.size();
   if (!p.where.empty()) items.push_back("(" + p.where + ")");
   std::vector<int> on_nodes;
-  for (std::size_t j = 0; j < p.joins.size(); ++j) {
+  for (std::size_t j = 0; j < p.joins.size() && rows; ++j) {
     if (p.joins[j].kind == plan::JoinKind::Leaf || p.joins[j].on.empty()) continue;
     items.push_back("(" + p.joins[j].on + ")");
     on_nodes.push_back(static_cast<int>(j));
@@ -232,8 +255,8 @@ const Compiled* compiled(const plan::ViewPlan& p) {
   Input in{sql.c_str(),
            relids.data(),
            static_cast<int>(relids.size()),
-           p.oid,
-           static_cast<int>(p.outputs.size()),
+           rows ? p.oid : InvalidOid,
+           static_cast<int>(noutputs),
            !p.where.empty(),
            on_nodes.data(),
            static_cast<int>(on_nodes.size()),
@@ -249,7 +272,7 @@ const Compiled* compiled(const plan::ViewPlan& p) {
   }
   // An invalidation while compiling (a lock taken) may already have marked
   // the relations: the entry is then compiled again on next use.
-  entries[p.oid] = e;
+  entries[key] = e;
   return e.c;
 }
 
@@ -296,7 +319,7 @@ void evaluate(Evaluator& e, Datum* values, bool* nulls, MemoryContext into) {
   e.econtext->ecxt_scantuple = e.row;
   for (int i = 0; i < e.c->noutputs; ++i) {
     Datum v = ExecEvalExprSwitchContext(e.outputs[i], e.econtext, &nulls[i]);
-    Form_pg_attribute att = TupleDescAttr(e.c->view, i);
+    Form_pg_attribute att = TupleDescAttr(e.c->types, i);
     MemoryContext old = MemoryContextSwitchTo(into);
     values[i] = nulls[i] ? static_cast<Datum>(0) : datumCopy(v, att->attbyval, att->attlen);
     MemoryContextSwitchTo(old);

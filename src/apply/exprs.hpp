@@ -17,10 +17,18 @@
 // or a schema changes, and when ivm's catalog does.  Their executor state is
 // built anew for each use: functions may keep per-query state in it.
 #pragma once
-#include "plan/ir.hpp"
+#include "plan/sqlgen.hpp"
 #include "pg/pg.hpp"
 
 namespace ivm::apply::exprs {
+
+// Kind: which of a view's expressions a Compiled holds as its outputs.
+//  - ViewRows: the view's output columns (plan::ViewPlan::outputs), each of
+//    its view column's type, with the WHERE and the join conditions;
+//  - AggDeltaRows: what an aggregate's change is summed by, in the order and
+//    with the casts of plan::sql_agg_delta_rows (plan::agg_delta_items),
+//    with the WHERE.
+enum class Kind { ViewRows, AggDeltaRows };
 
 // Compiled: the planned expressions of one view.
 struct Compiled {
@@ -31,18 +39,18 @@ struct Compiled {
   // per leaf, the attributes its expressions read (nused[i] of them)
   AttrNumber** used = nullptr;
   int* nused = nullptr;
-  TupleDesc view = nullptr;  // the view table's row type
   int noutputs = 0;
-  Expr** outputs = nullptr;  // per view column, of the column's type
-  Expr* where = nullptr;     // the WHERE clause, or nullptr
-  Expr** on = nullptr;       // per node of plan::ViewPlan::joins, its condition or nullptr
+  Expr** outputs = nullptr;
+  TupleDesc types = nullptr;  // the outputs' types, typmods and collations, as a row type
+  Expr* where = nullptr;      // the WHERE clause, or nullptr
+  Expr** on = nullptr;        // per node of plan::ViewPlan::joins, its condition or nullptr
 };
 
-// compiled: p's expressions, compiled on first use; nullptr when one of them
-// cannot be evaluated below SQL: a subquery, a volatile function, a whole-row
-// or system column, or an output whose type is not its view column's.
-// A C++ function: call outside pg_call.
-const Compiled* compiled(const plan::ViewPlan& p);
+// compiled: p's expressions of kind `kind`, compiled on first use; nullptr
+// when one of them cannot be evaluated below SQL: a subquery, a volatile
+// function, a whole-row or system column, or (ViewRows) an output whose type
+// is not its view column's.  A C++ function: call outside pg_call.
+const Compiled* compiled(const plan::ViewPlan& p, Kind kind);
 
 // InUse: while alive, no compiled expressions are freed (an invalidation
 // arriving meanwhile, at a lock taken by the evaluation, only marks them).

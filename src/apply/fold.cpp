@@ -331,6 +331,10 @@ Outcome fold_rows(const Spec& s, TupleDesc rd, HeapTuple* raw, uint64 n) {
 }  // namespace
 
 std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p) {
+  return fold_deltas(spi, p, spi.result());
+}
+
+std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p, const pg::Tuples& rows) {
   Oid state = pg::relation_oid(p.state);
   if (!OidIsValid(state)) return std::nullopt;
   std::vector<AggKind> kinds;
@@ -341,7 +345,7 @@ std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p) {
   s.naggs = static_cast<int>(p.aggs.size());
   s.kinds = kinds.data();
   s.keep = spi.context();
-  Outcome o = pg::pg_call([&] { return fold_rows(s, SPI_tuptable->tupdesc, SPI_tuptable->vals, SPI_processed); });
+  Outcome o = pg::pg_call([&] { return fold_rows(s, rows.desc, rows.rows, rows.n); });
   if (!o.done) return std::nullopt;
   return o.d;
 }

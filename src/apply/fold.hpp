@@ -26,5 +26,7 @@ namespace ivm::apply {
 // column is not of the type the state table holds, or a group or extreme
 // has no btree ordering (the caller then runs sql_agg_deltas).
 std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p);
+// The same for rows held elsewhere (apply/computed.hpp agg_delta_rows).
+std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p, const pg::Tuples& rows);
 
 }  // namespace ivm::apply

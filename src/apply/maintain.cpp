@@ -4,7 +4,7 @@
 #include "apply/load.hpp"
 #include "apply/keyed.hpp"
 #include "apply/merge.hpp"
-#include "apply/spj_rows.hpp"
+#include "apply/computed.hpp"
 #include "apply/wal.hpp"
 #include "catalog/catalog.hpp"
 #include "plan/sqlgen.hpp"
@@ -127,8 +127,14 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   if (keyed && !s.deltas.empty()) {
     std::optional<pg::Tuples> d;
     if (!s.delta_rows.empty()) {
-      if (spi.exec(s.delta_rows) == 0) return 0;
-      d = fold_deltas(spi, p);
+      std::optional<pg::Tuples> rows = agg_delta_rows(spi, p, c);
+      took(rows ? Path::RowsComputedBelowSql : Path::RowsComputedByStatement);
+      if (!rows) {
+        if (spi.exec(s.delta_rows) == 0) return 0;
+        rows = spi.result();
+      }
+      if (rows->n == 0) return 0;
+      d = fold_deltas(spi, p, *rows);
     }
     took(d ? Path::DeltasSummedBelowSql : Path::DeltasSummedByStatement);
     if (!d) {

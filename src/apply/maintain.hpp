@@ -82,8 +82,8 @@ enum class Path {
   ViewFilledByStatement,     // ... by INSERT statements
   DeltasSummedBelowSql,      // an aggregate's per-group deltas summed row by row (fold.hpp)
   DeltasSummedByStatement,   // ... by the deltas statement
-  RowsComputedBelowSql,      // a keyed view's rows of the changed keys computed row by row (spj_rows.hpp)
-  RowsComputedByStatement,   // ... by the rows statement
+  RowsComputedBelowSql,      // the rows computed from a change with compiled expressions (computed.hpp)
+  RowsComputedByStatement,   // ... by a statement
 };
 constexpr std::size_t kPaths = 12;
 std::uint64_t path_count(Path p);

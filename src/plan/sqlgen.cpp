@@ -1071,21 +1071,40 @@ bool foldable(const ViewPlan& p) {
   return true;
 }
 
-std::string sql_agg_delta_rows(const ViewPlan& p, const Changes& c) {
-  if (!foldable(p)) return "";
-  AggLayout lay = agg_layout(p);
-  std::vector<std::string> items;
-  for (std::size_t j = 0; j < lay.groups.size(); ++j)
-    items.push_back("d." + lay.groups[j] + " AS g" + std::to_string(j));
+namespace {
+
+// delta_items: the columns of sql_agg_delta_rows but __m, as (name, value),
+// each value over the columns `col` gives the layout's expressions.
+std::vector<std::pair<std::string, std::string>> delta_items(
+    const ViewPlan& p, const AggLayout& lay, const std::function<std::string(const std::string&)>& col) {
+  std::vector<std::pair<std::string, std::string>> items;
+  for (std::size_t j = 0; j < lay.groups.size(); ++j) items.emplace_back("g" + std::to_string(j), col(lay.groups[j]));
   for (std::size_t i = 0; i < p.aggs.size(); ++i) {
     const Aggregate& ag = p.aggs[i];
     std::string n = std::to_string(i);
     if (!lay.arg[i].empty()) {
       bool sum = ag.kind == AggKind::Sum || ag.kind == AggKind::Avg;
-      items.push_back((sum ? "(d." + lay.arg[i] + ")::" + ag.state_type : "d." + lay.arg[i]) + " AS v" + n);
+      items.emplace_back("v" + n, sum ? "(" + col(lay.arg[i]) + ")::" + ag.state_type : col(lay.arg[i]));
     }
-    if (!lay.filter[i].empty()) items.push_back("d." + lay.filter[i] + " AS f" + n);
+    if (!lay.filter[i].empty()) items.emplace_back("f" + n, col(lay.filter[i]));
   }
+  return items;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> agg_delta_items(const ViewPlan& p) {
+  if (!foldable(p)) return {};
+  AggLayout lay = agg_layout(p);
+  return delta_items(p, lay, [&](const std::string& c) { return lay.exprs[std::stoul(c.substr(1))]; });
+}
+
+std::string sql_agg_delta_rows(const ViewPlan& p, const Changes& c) {
+  if (!foldable(p)) return "";
+  AggLayout lay = agg_layout(p);
+  std::vector<std::string> items;
+  for (const auto& [name, value] : delta_items(p, lay, [](const std::string& col) { return "d." + col; }))
+    items.push_back(value + " AS " + name);
   items.push_back("d.__m");
   return "SELECT " + join(items, ", ") + " FROM (" + sql_body_delta(p, c, lay.exprs) + ") d ORDER BY " +
          join(prefixed("d.", lay.groups), ", ");

@@ -120,6 +120,9 @@ std::string sql_agg_deltas(const ViewPlan& p, const Changes& c);
 // SUM and AVG cast to the state's type; absent for count(*)) and its FILTER
 // f<i> (absent without one), then __m.  "" unless the view is foldable:
 // state_mergeable, every SUM and AVG kept as bigint or numeric.
+// agg_delta_items: the columns of sql_agg_delta_rows but __m, as (name,
+// expression over the leaves), in its order; empty unless the view is foldable.
+std::vector<std::pair<std::string, std::string>> agg_delta_items(const ViewPlan& p);
 bool foldable(const ViewPlan& p);
 std::string sql_agg_delta_rows(const ViewPlan& p, const Changes& c);
 // sql_agg_upsert_rows_from_deltas: sql_agg_upsert_rows reading the deltas

@@ -1189,6 +1189,36 @@ TEST(StateFold, DeltaRowsCarryEachAggregatesArgumentAndFilterSortedByGroup) {
   EXPECT_FALSE(foldable(global_agg()));
 }
 
+// The same items over the leaves, for computing them below SQL (apply/computed.hpp): names and
+// order as the statement's, each value the layout's expression itself, sums cast alike.
+TEST(StateFold, DeltaItemsAreTheStatementsColumnsOverTheLeaves) {
+  ViewPlan p = grouped_agg(false);
+  EXPECT_TRUE(agg_delta_items(p).empty());  // not foldable
+  p.aggs.pop_back();
+  p.columns.pop_back();
+  p.types.pop_back();
+  p.finals.pop_back();
+  ASSERT_TRUE(foldable(p));
+  const auto items = agg_delta_items(p);
+  const std::string rows = sql_agg_delta_rows(p, {{0, inserted("ivm_new")}});
+  std::string select = "SELECT ";
+  for (const auto& [name, value] : items) select += name + ", ";
+  ASSERT_EQ(items.size(), 7u);
+  EXPECT_EQ(items[0], std::make_pair(std::string("g0"), p.groups[0]));
+  EXPECT_EQ(items[1], std::make_pair(std::string("v1"), "(" + p.aggs[1].arg + ")::numeric"));
+  EXPECT_EQ(items[6], std::make_pair(std::string("f6"), p.aggs[6].filter));
+  // Every name in the statement's select list, in the same order.
+  std::size_t at = 0;
+  for (const auto& item : items) {
+    std::size_t next = rows.find(" AS " + item.first, at);
+    ASSERT_NE(next, std::string::npos) << item.first;
+    at = next;
+  }
+  const auto two = agg_delta_items(two_group_agg());
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[1].first, "g1");
+}
+
 TEST(AggApply, GarbageCollectionIsAStatementOfItsOwn) {
   const ViewPlan p = grouped_agg(false);
   const std::string gc = sql_agg_gc(p);

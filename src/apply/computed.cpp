@@ -1,6 +1,6 @@
-// spj_rows.cpp: a keyed view's rows of the changed keys, below SQL (see
-// spj_rows.hpp).
-#include "apply/spj_rows.hpp"
+// computed.cpp: the rows a view's maintenance computes from a change, below
+// SQL (see computed.hpp).
+#include "apply/computed.hpp"
 
 #include "apply/exprs.hpp"
 
@@ -65,6 +65,18 @@ bool same_image(const Row& a, const Row& b, TupleDesc view) {
     if (!a.nulls[i] && !datum_image_eq(a.values[i], b.values[i], att->attbyval, att->attlen)) return false;
   }
   return true;
+}
+
+// cancel_equal: sums the multiplicities of rows with equal images into the
+// first of them (the others count 0).
+void cancel_equal(Row* rows, std::size_t n, TupleDesc desc) {
+  for (std::size_t i = 1; i < n; ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (rows[j].m != 0 && same_image(rows[j], rows[i], desc)) {
+        rows[j].m += rows[i].m;
+        rows[i].m = 0;
+        break;
+      }
 }
 
 // result_desc: sql_spj_rows's columns: [__m,] __live, c0, c1, ... of the
@@ -158,24 +170,22 @@ Row& add_row(Rows& r, int width) {
   return row;
 }
 
-// projection: the single-leaf shape.  False: the statement instead.
-bool projection(const exprs::Compiled* c, const Source* sources, int nsources, int locator, MemoryContext keep,
-                pg::Tuples* out) {
-  Form_pg_attribute loc = TupleDescAttr(c->view, locator);
-  Order order;
-  if (!order_of(loc->atttypid, loc->attcollation, &order)) return false;
-  AttrNumber* from = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(c->nused[0] + 1)));
+// readable: whether every source holds the columns leaf 0's expressions read
+// (and __m when it counts its rows by it).
+bool readable(const exprs::Compiled* c, const Source* sources, int nsources, AttrNumber* from) {
   for (int s = 0; s < nsources; ++s) {
     if (!source_columns(c, 0, sources[s].desc, from)) return false;
     int m = sources[s].m_column ? SPI_fnumber(sources[s].desc, sources[s].m_column) : 0;
     if (sources[s].m_column && (m <= 0 || TupleDescAttr(sources[s].desc, m - 1)->atttypid != INT8OID)) return false;
   }
+  return true;
+}
 
-  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm view rows", ALLOCSET_DEFAULT_SIZES);
-  exprs::Evaluator e;
-  exprs::begin(e, c, 0);
-  Rows rows;
-  int width = c->noutputs;
+// read_rows: the outputs of every row of the sources that passes the WHERE,
+// with the row's multiplicity, into `rows` (allocated in `cxt`).
+void read_rows(exprs::Evaluator& e, const Source* sources, int nsources, AttrNumber* from, MemoryContext cxt,
+               Rows& rows) {
+  const exprs::Compiled* c = e.c;
   for (int s = 0; s < nsources; ++s) {
     const Source& src = sources[s];
     source_columns(c, 0, src.desc, from);
@@ -190,7 +200,7 @@ bool projection(const exprs::Compiled* c, const Source* sources, int nsources, i
       put_leaf(e, 0, slot, from);
       if (!exprs::holds(e, e.where)) continue;
       MemoryContext old = MemoryContextSwitchTo(cxt);
-      Row& r = add_row(rows, width);
+      Row& r = add_row(rows, c->noutputs);
       MemoryContextSwitchTo(old);
       exprs::evaluate(e, r.values, r.nulls, cxt);
       r.m = m;
@@ -198,6 +208,22 @@ bool projection(const exprs::Compiled* c, const Source* sources, int nsources, i
     pg::end_own_scan(src.store);
     ExecDropSingleTupleTableSlot(slot);
   }
+}
+
+// projection: the single-leaf shape.  False: the statement instead.
+bool projection(const exprs::Compiled* c, const Source* sources, int nsources, int locator, MemoryContext keep,
+                pg::Tuples* out) {
+  Form_pg_attribute loc = TupleDescAttr(c->types, locator);
+  Order order;
+  if (!order_of(loc->atttypid, loc->attcollation, &order)) return false;
+  AttrNumber* from = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(c->nused[0] + 1)));
+  if (!readable(c, sources, nsources, from)) return false;
+
+  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm view rows", ALLOCSET_DEFAULT_SIZES);
+  exprs::Evaluator e;
+  exprs::begin(e, c, 0);
+  Rows rows;
+  read_rows(e, sources, nsources, from, cxt, rows);
   exprs::end(e);
 
   // Sorted by locator; per locator the rows of equal images summed, then the
@@ -215,24 +241,95 @@ bool projection(const exprs::Compiled* c, const Source* sources, int nsources, i
   };
   if (rows.n > 1) qsort_arg(rows.rows, rows.n, sizeof(Row), by_locator, &arg);
   MemoryContext old = MemoryContextSwitchTo(keep);
-  out->desc = result_desc(c->view, true);
+  out->desc = result_desc(c->types, true);
   out->rows = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * std::max<std::size_t>(rows.n, 1)));
   out->n = 0;
   for (std::size_t g = 0; g < rows.n;) {
     std::size_t end = g + 1;
     while (end < rows.n && by_locator(&rows.rows[g], &rows.rows[end], &arg) == 0) ++end;
-    for (std::size_t i = g + 1; i < end; ++i)
-      for (std::size_t j = g; j < i; ++j)
-        if (rows.rows[j].m != 0 && same_image(rows.rows[j], rows.rows[i], c->view)) {
-          rows.rows[j].m += rows.rows[i].m;
-          rows.rows[i].m = 0;
-          break;
-        }
+    cancel_equal(rows.rows + g, end - g, c->types);
     const Row* best = nullptr;
     for (std::size_t i = g; i < end; ++i)
       if (rows.rows[i].m != 0 && (!best || rows.rows[i].m > best->m)) best = &rows.rows[i];
     if (best) out->rows[out->n++] = form_row(out->desc, *best, true, best->m > 0);
     g = end;
+  }
+  MemoryContextSwitchTo(old);
+  MemoryContextDelete(cxt);
+  return true;
+}
+
+// delta_rows: sql_agg_delta_rows's rows for the one-leaf aggregate view
+// whose items `c` holds (names g<j>, v<i>, f<i> in `names`, the first
+// `ngroups` the groups), then __m, sorted by group.  False: the statement.
+bool delta_rows(const exprs::Compiled* c, const char* const* names, int ngroups, const Source* sources, int nsources,
+                MemoryContext keep, pg::Tuples* out) {
+  Order* orders = static_cast<Order*>(palloc(sizeof(Order) * static_cast<std::size_t>(std::max(ngroups, 1))));
+  for (int j = 0; j < ngroups; ++j) {
+    Form_pg_attribute att = TupleDescAttr(c->types, j);
+    if (!order_of(att->atttypid, att->attcollation, &orders[j])) return false;
+  }
+  AttrNumber* from = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(c->nused[0] + 1)));
+  if (!readable(c, sources, nsources, from)) return false;
+
+  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm change rows", ALLOCSET_DEFAULT_SIZES);
+  exprs::Evaluator e;
+  exprs::begin(e, c, 0);
+  Rows rows;
+  read_rows(e, sources, nsources, from, cxt, rows);
+  exprs::end(e);
+
+  struct SortArg {
+    Order* orders;
+    int n;
+  } arg{orders, ngroups};
+  auto by_group = [](const void* a, const void* b, void* p) {
+    auto* s = static_cast<SortArg*>(p);
+    const Row* x = static_cast<const Row*>(a);
+    const Row* y = static_cast<const Row*>(b);
+    for (int j = 0; j < s->n; ++j)
+      if (int r = compare_values(x->values[j], x->nulls[j], y->values[j], y->nulls[j], s->orders[j])) return r;
+    return 0;
+  };
+  if (rows.n > 1 && ngroups > 0) qsort_arg(rows.rows, rows.n, sizeof(Row), by_group, &arg);
+  // Rows of one group with equal images cancel, as the statement's reading
+  // of the change consolidated (an UPDATE of a column the view does not
+  // read changes nothing): nothing left, nothing to merge.  Compared pair by
+  // pair within groups of a few rows; a group of more is summed as it is,
+  // which gives the same state.
+  constexpr std::size_t kCancelWithin = 64;
+  for (std::size_t g = 0; g < rows.n;) {
+    std::size_t end = g + 1;
+    while (end < rows.n && by_group(&rows.rows[g], &rows.rows[end], &arg) == 0) ++end;
+    if (end - g <= kCancelWithin) cancel_equal(rows.rows + g, end - g, c->types);
+    g = end;
+  }
+  std::size_t kept = 0;
+  for (std::size_t r = 0; r < rows.n; ++r)
+    if (rows.rows[r].m != 0) rows.rows[kept++] = rows.rows[r];
+  rows.n = kept;
+  MemoryContext old = MemoryContextSwitchTo(keep);
+  int width = c->noutputs;
+  TupleDesc d = CreateTemplateTupleDesc(width + 1);
+  for (int i = 0; i < width; ++i) {
+    Form_pg_attribute att = TupleDescAttr(c->types, i);
+    TupleDescInitEntry(d, static_cast<AttrNumber>(i + 1), names[i], att->atttypid, att->atttypmod, 0);
+    TupleDescInitEntryCollation(d, static_cast<AttrNumber>(i + 1), att->attcollation);
+  }
+  TupleDescInitEntry(d, static_cast<AttrNumber>(width + 1), "__m", INT8OID, -1, 0);
+  out->desc = d;
+  out->rows = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * std::max<std::size_t>(rows.n, 1)));
+  out->n = rows.n;
+  Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * static_cast<std::size_t>(width + 1)));
+  bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * static_cast<std::size_t>(width + 1)));
+  for (std::size_t r = 0; r < rows.n; ++r) {
+    for (int i = 0; i < width; ++i) {
+      values[i] = rows.rows[r].values[i];
+      nulls[i] = rows.rows[r].nulls[i];
+    }
+    values[width] = Int64GetDatum(rows.rows[r].m);
+    nulls[width] = false;
+    out->rows[r] = heap_form_tuple(d, values, nulls);
   }
   MemoryContextSwitchTo(old);
   MemoryContextDelete(cxt);
@@ -326,7 +423,7 @@ bool joined(const exprs::Compiled* c, const Step* steps, int nsteps, int njoins,
   bool ok = true;
   for (int s = 0; s < nsteps && ok; ++s)
     ok = open_probe(probes[s], c->relids[steps[s].leaf], steps[s].key_column, &type, &collation);
-  Form_pg_attribute vk = TupleDescAttr(c->view, view_key);
+  Form_pg_attribute vk = TupleDescAttr(c->types, view_key);
   ok = ok && vk->atttypid == type;
   Order order;
   ok = ok && order_of(type, collation, &order);
@@ -379,7 +476,7 @@ bool joined(const exprs::Compiled* c, const Step* steps, int nsteps, int njoins,
   exprs::begin(e, c, njoins);
   MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm view rows", ALLOCSET_DEFAULT_SIZES);
   MemoryContext old = MemoryContextSwitchTo(keep);
-  out->desc = result_desc(c->view, false);
+  out->desc = result_desc(c->types, false);
   out->rows = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * std::max<std::size_t>(n, 1)));
   out->n = 0;
   MemoryContextSwitchTo(old);
@@ -423,6 +520,26 @@ bool joined(const exprs::Compiled* c, const Step* steps, int nsteps, int njoins,
   return ok;
 }
 
+// sources_of: the registered changes of c, with the key column of each
+// leaf's from `keys` (nullptr: none); false when one is not held in memory.
+bool sources_of(pg::Spi& spi, const plan::Changes& c, const std::vector<std::string>* keys,
+                std::vector<Source>& sources) {
+  for (const auto& [leaf, d] : c) {
+    const char* key = keys ? (*keys)[static_cast<std::size_t>(leaf)].c_str() : nullptr;
+    const std::pair<const std::string*, int64> parts[] = {{&d.inserted, 1}, {&d.deleted, -1}, {&d.bag, 0}};
+    for (const auto& [name, m] : parts) {
+      if (name->empty()) continue;
+      Source s;
+      if (!spi.find_store(*name, s.store, s.desc)) return false;
+      s.m = m;
+      s.m_column = m == 0 ? "__m" : nullptr;
+      s.key_column = key;
+      sources.push_back(s);
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<pg::Tuples> spj_rows(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c) {
@@ -452,30 +569,38 @@ std::optional<pg::Tuples> spj_rows(pg::Spi& spi, const plan::ViewPlan& p, const 
     std::reverse(chain.begin(), chain.end());
     for (Step& s : chain) s.key_column = key_columns[static_cast<std::size_t>(s.leaf)].c_str();
   }
-  const exprs::Compiled* compiled = exprs::compiled(p);
+  const exprs::Compiled* compiled = exprs::compiled(p, exprs::Kind::ViewRows);
   if (!compiled) return std::nullopt;
   exprs::InUse in_use;
 
   std::vector<Source> sources;
-  for (const auto& [leaf, d] : c) {
-    const char* key = p.outer ? key_columns[static_cast<std::size_t>(leaf)].c_str() : nullptr;
-    const std::pair<const std::string*, int64> parts[] = {{&d.inserted, 1}, {&d.deleted, -1}, {&d.bag, 0}};
-    for (const auto& [name, m] : parts) {
-      if (name->empty()) continue;
-      Source s;
-      if (!spi.find_store(*name, s.store, s.desc)) return std::nullopt;
-      s.m = m;
-      s.m_column = m == 0 ? "__m" : nullptr;
-      s.key_column = key;
-      sources.push_back(s);
-    }
-  }
+  if (!sources_of(spi, c, p.outer ? &key_columns : nullptr, sources)) return std::nullopt;
   pg::Tuples out;
   bool done = pg::pg_call([&] {
     if (!p.outer)
       return projection(compiled, sources.data(), static_cast<int>(sources.size()), p.locator, spi.context(), &out);
     return joined(compiled, chain.data(), static_cast<int>(chain.size()), static_cast<int>(p.joins.size()),
                   sources.data(), static_cast<int>(sources.size()), p.view_key, spi.snapshot(), spi.context(), &out);
+  });
+  if (!done) return std::nullopt;
+  return out;
+}
+
+std::optional<pg::Tuples> agg_delta_rows(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c) {
+  if (!p.aggregate || p.leaves.size() != 1 || c.size() != 1 || !c.count(0)) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> items = plan::agg_delta_items(p);
+  if (items.empty()) return std::nullopt;
+  const exprs::Compiled* compiled = exprs::compiled(p, exprs::Kind::AggDeltaRows);
+  if (!compiled) return std::nullopt;
+  exprs::InUse in_use;
+  std::vector<Source> sources;
+  if (!sources_of(spi, c, nullptr, sources)) return std::nullopt;
+  std::vector<const char*> names;
+  for (const auto& item : items) names.push_back(item.first.c_str());
+  pg::Tuples out;
+  bool done = pg::pg_call([&] {
+    return delta_rows(compiled, names.data(), static_cast<int>(p.groups.size()), sources.data(),
+                      static_cast<int>(sources.size()), spi.context(), &out);
   });
   if (!done) return std::nullopt;
   return out;
