@@ -79,24 +79,6 @@ void cancel_equal(Row* rows, std::size_t n, TupleDesc desc) {
       }
 }
 
-// result_desc: sql_spj_rows's columns: [__m,] __live, c0, c1, ... of the
-// view's column types.
-TupleDesc result_desc(TupleDesc view, bool with_m) {
-  int first = with_m ? 2 : 1;
-  TupleDesc d = CreateTemplateTupleDesc(view->natts + first);
-  if (with_m) TupleDescInitEntry(d, 1, "__m", INT8OID, -1, 0);
-  TupleDescInitEntry(d, static_cast<AttrNumber>(first), "__live", BOOLOID, -1, 0);
-  for (int i = 0; i < view->natts; ++i) {
-    Form_pg_attribute att = TupleDescAttr(view, i);
-    char name[NAMEDATALEN];
-    snprintf(name, sizeof(name), "c%d", i);
-    auto a = static_cast<AttrNumber>(first + 1 + i);
-    TupleDescInitEntry(d, a, name, att->atttypid, att->atttypmod, 0);
-    TupleDescInitEntryCollation(d, a, att->attcollation);
-  }
-  return d;
-}
-
 HeapTuple form_row(TupleDesc d, const Row& r, bool with_m, bool live) {
   int first = with_m ? 2 : 1, n = d->natts;
   Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * static_cast<std::size_t>(n)));
@@ -241,7 +223,7 @@ bool projection(const exprs::Compiled* c, const Source* sources, int nsources, i
   };
   if (rows.n > 1) qsort_arg(rows.rows, rows.n, sizeof(Row), by_locator, &arg);
   MemoryContext old = MemoryContextSwitchTo(keep);
-  out->desc = result_desc(c->types, true);
+  out->desc = CreateTupleDescCopy(c->result[1]);
   out->rows = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * std::max<std::size_t>(rows.n, 1)));
   out->n = 0;
   for (std::size_t g = 0; g < rows.n;) {
@@ -260,10 +242,10 @@ bool projection(const exprs::Compiled* c, const Source* sources, int nsources, i
 }
 
 // delta_rows: sql_agg_delta_rows's rows for the one-leaf aggregate view
-// whose items `c` holds (names g<j>, v<i>, f<i> in `names`, the first
-// `ngroups` the groups), then __m, sorted by group.  False: the statement.
-bool delta_rows(const exprs::Compiled* c, const char* const* names, int ngroups, const Source* sources, int nsources,
-                MemoryContext keep, pg::Tuples* out) {
+// whose items `c` holds (g<j>, v<i>, f<i>, the first `ngroups` the groups),
+// then __m, sorted by group.  False: the statement.
+bool delta_rows(const exprs::Compiled* c, int ngroups, const Source* sources, int nsources, MemoryContext keep,
+                pg::Tuples* out) {
   Order* orders = static_cast<Order*>(palloc(sizeof(Order) * static_cast<std::size_t>(std::max(ngroups, 1))));
   for (int j = 0; j < ngroups; ++j) {
     Form_pg_attribute att = TupleDescAttr(c->types, j);
@@ -310,13 +292,7 @@ bool delta_rows(const exprs::Compiled* c, const char* const* names, int ngroups,
   rows.n = kept;
   MemoryContext old = MemoryContextSwitchTo(keep);
   int width = c->noutputs;
-  TupleDesc d = CreateTemplateTupleDesc(width + 1);
-  for (int i = 0; i < width; ++i) {
-    Form_pg_attribute att = TupleDescAttr(c->types, i);
-    TupleDescInitEntry(d, static_cast<AttrNumber>(i + 1), names[i], att->atttypid, att->atttypmod, 0);
-    TupleDescInitEntryCollation(d, static_cast<AttrNumber>(i + 1), att->attcollation);
-  }
-  TupleDescInitEntry(d, static_cast<AttrNumber>(width + 1), "__m", INT8OID, -1, 0);
+  TupleDesc d = CreateTupleDescCopy(c->result[1]);
   out->desc = d;
   out->rows = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * std::max<std::size_t>(rows.n, 1)));
   out->n = rows.n;
@@ -476,7 +452,7 @@ bool joined(const exprs::Compiled* c, const Step* steps, int nsteps, int njoins,
   exprs::begin(e, c, njoins);
   MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm view rows", ALLOCSET_DEFAULT_SIZES);
   MemoryContext old = MemoryContextSwitchTo(keep);
-  out->desc = result_desc(c->types, false);
+  out->desc = CreateTupleDescCopy(c->result[0]);
   out->rows = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * std::max<std::size_t>(n, 1)));
   out->n = 0;
   MemoryContextSwitchTo(old);
@@ -588,19 +564,16 @@ std::optional<pg::Tuples> spj_rows(pg::Spi& spi, const plan::ViewPlan& p, const 
 
 std::optional<pg::Tuples> agg_delta_rows(pg::Spi& spi, const plan::ViewPlan& p, const plan::Changes& c) {
   if (!p.aggregate || p.leaves.size() != 1 || c.size() != 1 || !c.count(0)) return std::nullopt;
-  std::vector<std::pair<std::string, std::string>> items = plan::agg_delta_items(p);
-  if (items.empty()) return std::nullopt;
+  if (!plan::foldable(p)) return std::nullopt;
   const exprs::Compiled* compiled = exprs::compiled(p, exprs::Kind::AggDeltaRows);
   if (!compiled) return std::nullopt;
   exprs::InUse in_use;
   std::vector<Source> sources;
   if (!sources_of(spi, c, nullptr, sources)) return std::nullopt;
-  std::vector<const char*> names;
-  for (const auto& item : items) names.push_back(item.first.c_str());
   pg::Tuples out;
   bool done = pg::pg_call([&] {
-    return delta_rows(compiled, names.data(), static_cast<int>(p.groups.size()), sources.data(),
-                      static_cast<int>(sources.size()), spi.context(), &out);
+    return delta_rows(compiled, static_cast<int>(p.groups.size()), sources.data(), static_cast<int>(sources.size()),
+                      spi.context(), &out);
   });
   if (!done) return std::nullopt;
   return out;

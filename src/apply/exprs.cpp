@@ -110,7 +110,37 @@ struct Input {
   const int* on_nodes;  // join nodes with a condition, in the SELECT list's order
   int non;
   int njoins;
+  const char* const* names;  // AggDeltaRows: the outputs' names; nullptr: ViewRows
 };
+
+// view_rows_desc: [__m,] __live, c0, c1, ... of the types in `types`.
+TupleDesc view_rows_desc(TupleDesc types, bool with_m) {
+  int first = with_m ? 2 : 1;
+  TupleDesc d = CreateTemplateTupleDesc(types->natts + first);
+  if (with_m) TupleDescInitEntry(d, 1, "__m", INT8OID, -1, 0);
+  TupleDescInitEntry(d, static_cast<AttrNumber>(first), "__live", BOOLOID, -1, 0);
+  for (int i = 0; i < types->natts; ++i) {
+    Form_pg_attribute att = TupleDescAttr(types, i);
+    char name[NAMEDATALEN];
+    snprintf(name, sizeof(name), "c%d", i);
+    auto a = static_cast<AttrNumber>(first + 1 + i);
+    TupleDescInitEntry(d, a, name, att->atttypid, att->atttypmod, 0);
+    TupleDescInitEntryCollation(d, a, att->attcollation);
+  }
+  return d;
+}
+
+// named_rows_desc: each type under its name, then __m.
+TupleDesc named_rows_desc(TupleDesc types, const char* const* names) {
+  TupleDesc d = CreateTemplateTupleDesc(types->natts + 1);
+  for (int i = 0; i < types->natts; ++i) {
+    Form_pg_attribute att = TupleDescAttr(types, i);
+    TupleDescInitEntry(d, static_cast<AttrNumber>(i + 1), names[i], att->atttypid, att->atttypmod, 0);
+    TupleDescInitEntryCollation(d, static_cast<AttrNumber>(i + 1), att->attcollation);
+  }
+  TupleDescInitEntry(d, static_cast<AttrNumber>(types->natts + 1), "__m", INT8OID, -1, 0);
+  return d;
+}
 
 // compile: the Compiled of `in`, allocated in a new context under
 // CacheMemoryContext (returned in *cxt), or nullptr.  PostgreSQL's terms.
@@ -198,6 +228,12 @@ Compiled* compile(const Input& in, MemoryContext* cxt) {
       c->used[i][c->nused[i]++] = static_cast<AttrNumber>(m + FirstLowInvalidHeapAttributeNumber);
   }
   c->types = CreateTupleDescCopy(types);
+  if (in.names) {
+    c->result[1] = named_rows_desc(c->types, in.names);
+  } else {
+    c->result[0] = view_rows_desc(c->types, false);
+    c->result[1] = view_rows_desc(c->types, true);
+  }
   c->noutputs = in.noutputs;
   c->outputs = static_cast<Expr**>(palloc(sizeof(Expr*) * static_cast<std::size_t>(in.noutputs)));
   for (int i = 0; i < in.noutputs; ++i) c->outputs[i] = static_cast<Expr*>(copyObjectImpl(items[i]));
@@ -232,12 +268,18 @@ const Compiled* compiled(const plan::ViewPlan& p, Kind kind) {
   free_retired();
 
   bool rows = kind == Kind::ViewRows;
-  std::vector<std::string> items, from;
+  std::vector<std::string> items, from, names;
   if (rows) {
     items = p.outputs;
   } else {
-    for (const auto& item : plan::agg_delta_items(p)) items.push_back(item.second);
+    for (const auto& item : plan::agg_delta_items(p)) {
+      names.push_back(item.first);
+      items.push_back(item.second);
+    }
+    if (items.empty()) return nullptr;
   }
+  std::vector<const char*> name_ptrs;
+  for (const auto& n : names) name_ptrs.push_back(n.c_str());
   std::size_t noutputs = items.size();
   if (!p.where.empty()) items.push_back("(" + p.where + ")");
   std::vector<int> on_nodes;
@@ -260,7 +302,8 @@ const Compiled* compiled(const plan::ViewPlan& p, Kind kind) {
            !p.where.empty(),
            on_nodes.data(),
            static_cast<int>(on_nodes.size()),
-           static_cast<int>(p.joins.size())};
+           static_cast<int>(p.joins.size()),
+           rows ? nullptr : name_ptrs.data()};
   Entry e;
   e.generation = generation;
   {

@@ -42,8 +42,12 @@ struct Compiled {
   int noutputs = 0;
   Expr** outputs = nullptr;
   TupleDesc types = nullptr;  // the outputs' types, typmods and collations, as a row type
-  Expr* where = nullptr;      // the WHERE clause, or nullptr
-  Expr** on = nullptr;        // per node of plan::ViewPlan::joins, its condition or nullptr
+  // The rows computed from them (computed.hpp), their columns as the
+  // statements name them: ViewRows: [0] __live, c0, c1, ... and [1] __m,
+  // __live, c0, ...; AggDeltaRows: [1] g<j>, v<i>, f<i>, __m.
+  TupleDesc result[2] = {nullptr, nullptr};
+  Expr* where = nullptr;  // the WHERE clause, or nullptr
+  Expr** on = nullptr;    // per node of plan::ViewPlan::joins, its condition or nullptr
 };
 
 // compiled: p's expressions of kind `kind`, compiled on first use; nullptr
