@@ -192,21 +192,28 @@ void read_rows(exprs::Evaluator& e, const Source* sources, int nsources, AttrNum
   }
 }
 
+// read_all: read_rows over every source, into a new context (returned; the
+// caller deletes it), or nullptr when a source lacks a column (readable).
+MemoryContext read_all(const exprs::Compiled* c, const Source* sources, int nsources, Rows& rows) {
+  AttrNumber* from = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(c->nused[0] + 1)));
+  if (!readable(c, sources, nsources, from)) return nullptr;
+  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm change rows", ALLOCSET_DEFAULT_SIZES);
+  exprs::Evaluator e;
+  exprs::begin(e, c, 0);
+  read_rows(e, sources, nsources, from, cxt, rows);
+  exprs::end(e);
+  return cxt;
+}
+
 // projection: the single-leaf shape.  False: the statement instead.
 bool projection(const exprs::Compiled* c, const Source* sources, int nsources, int locator, MemoryContext keep,
                 pg::Tuples* out) {
   Form_pg_attribute loc = TupleDescAttr(c->types, locator);
   Order order;
   if (!order_of(loc->atttypid, loc->attcollation, &order)) return false;
-  AttrNumber* from = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(c->nused[0] + 1)));
-  if (!readable(c, sources, nsources, from)) return false;
-
-  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm view rows", ALLOCSET_DEFAULT_SIZES);
-  exprs::Evaluator e;
-  exprs::begin(e, c, 0);
   Rows rows;
-  read_rows(e, sources, nsources, from, cxt, rows);
-  exprs::end(e);
+  MemoryContext cxt = read_all(c, sources, nsources, rows);
+  if (!cxt) return false;
 
   // Sorted by locator; per locator the rows of equal images summed, then the
   // one of the greatest sum kept (sql_spj_rows: DISTINCT ON (locator) ...
@@ -251,15 +258,9 @@ bool delta_rows(const exprs::Compiled* c, int ngroups, const Source* sources, in
     Form_pg_attribute att = TupleDescAttr(c->types, j);
     if (!order_of(att->atttypid, att->attcollation, &orders[j])) return false;
   }
-  AttrNumber* from = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(c->nused[0] + 1)));
-  if (!readable(c, sources, nsources, from)) return false;
-
-  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm change rows", ALLOCSET_DEFAULT_SIZES);
-  exprs::Evaluator e;
-  exprs::begin(e, c, 0);
   Rows rows;
-  read_rows(e, sources, nsources, from, cxt, rows);
-  exprs::end(e);
+  MemoryContext cxt = read_all(c, sources, nsources, rows);
+  if (!cxt) return false;
 
   struct SortArg {
     Order* orders;

@@ -83,6 +83,15 @@ const Steps& steps(const plan::ViewPlan& p, const plan::Changes& c, bool exclusi
 // How often each path was taken in this backend (maintenance_paths).
 std::array<std::uint64_t, kPaths> path_counts{};
 
+// computed: the rows computed below SQL (computed.hpp) when there are, else
+// those of `statement`.
+pg::Tuples computed(pg::Spi& spi, std::optional<pg::Tuples> below, const std::string& statement) {
+  took(below ? Path::RowsComputedBelowSql : Path::RowsComputedByStatement);
+  if (below) return *below;
+  spi.exec(statement);
+  return spi.result();
+}
+
 // apply_one: maintains one view for the changes of its leaves, and returns
 // the size of the view's own change (rows + __m), registered as relation
 // `change` unless that is "".
@@ -104,14 +113,9 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   }
   if (!p.aggregate) {
     if (!s.spj_rows.empty() && keyed) {
-      std::optional<pg::Tuples> rows = spj_rows(spi, p, c);
-      took(rows ? Path::RowsComputedBelowSql : Path::RowsComputedByStatement);
-      if (!rows) {
-        if (spi.exec(s.spj_rows) == 0) return 0;
-        rows = spi.result();
-      }
-      if (rows->n == 0) return 0;
-      if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change, *rows)) {
+      pg::Tuples rows = computed(spi, spj_rows(spi, p, c), s.spj_rows);
+      if (rows.n == 0) return 0;
+      if (std::optional<std::uint64_t> n = apply_keyed(spi, p, change, rows)) {
         took(Path::ViewWrittenByKey);
         return *n;
       }
@@ -127,14 +131,9 @@ std::uint64_t apply_one(pg::Spi& spi, const plan::ViewPlan& p, const plan::Chang
   if (keyed && !s.deltas.empty()) {
     std::optional<pg::Tuples> d;
     if (!s.delta_rows.empty()) {
-      std::optional<pg::Tuples> rows = agg_delta_rows(spi, p, c);
-      took(rows ? Path::RowsComputedBelowSql : Path::RowsComputedByStatement);
-      if (!rows) {
-        if (spi.exec(s.delta_rows) == 0) return 0;
-        rows = spi.result();
-      }
-      if (rows->n == 0) return 0;
-      d = fold_deltas(spi, p, *rows);
+      pg::Tuples rows = computed(spi, agg_delta_rows(spi, p, c), s.delta_rows);
+      if (rows.n == 0) return 0;
+      d = fold_deltas(spi, p, rows);
     }
     took(d ? Path::DeltasSummedBelowSql : Path::DeltasSummedByStatement);
     if (!d) {
