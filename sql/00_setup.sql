@@ -94,6 +94,26 @@ BEGIN
 END
 $$;
 
+-- took(pattern): which maintenance paths matching pattern (ivm.maintenance_paths(), whose
+-- counts are this session's) ran since the previous call in this session, and how often:
+-- "path k, path k", or "nothing".  A session's first call starts the count.
+CREATE FUNCTION took(pattern text DEFAULT '%') RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    result text;
+BEGIN
+    IF to_regclass('pg_temp.took_seen') IS NULL THEN
+        CREATE TEMP TABLE took_seen AS SELECT * FROM ivm.maintenance_paths();
+        RETURN 'nothing';
+    END IF;
+    WITH now AS (SELECT * FROM ivm.maintenance_paths() WHERE path LIKE pattern),
+    d AS (SELECT n.path, n.times - s.times AS k FROM now n JOIN took_seen s USING (path) WHERE n.times > s.times),
+    upd AS (UPDATE took_seen s SET times = n.times FROM now n WHERE n.path = s.path)
+    SELECT coalesce(string_agg(path || ' ' || k, ', ' ORDER BY path), 'nothing') INTO result FROM d;
+    RETURN result;
+END
+$$;
+
 -- Sanity: the extension is loaded and empty.
 SELECT extname FROM pg_extension WHERE extname = 'ivm';
 SELECT count(*) AS views FROM ivm.views;

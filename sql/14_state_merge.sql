@@ -146,13 +146,6 @@ TABLE sums ORDER BY g, h;
 
 -- 6. Which path ran (ivm.maintenance_paths(): this session's counts).  took(): the paths taken
 -- since the previous call.  A view whose input did not change in a column it reads takes none.
-CREATE TEMP TABLE seen AS SELECT * FROM ivm.maintenance_paths();
-CREATE FUNCTION took() RETURNS text LANGUAGE sql AS $$
-    WITH now AS (SELECT * FROM ivm.maintenance_paths()),
-    d AS (SELECT n.path, n.times - s.times AS k FROM now n JOIN seen s USING (path) WHERE n.times > s.times),
-    upd AS (UPDATE seen s SET times = n.times FROM now n WHERE n.path = s.path)
-    SELECT coalesce(string_agg(path || ' ' || k, ', ' ORDER BY path), 'nothing') FROM d
-$$;
 SELECT took();
 -- Only sums and folds read x: both merged, the deltas of sums (money, interval) by statement,
 -- those of folds below SQL.

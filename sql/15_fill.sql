@@ -7,13 +7,7 @@ CREATE SCHEMA fl;
 SET search_path = fl, public;
 \set VERBOSITY terse
 
-CREATE TEMP TABLE seen AS SELECT * FROM ivm.maintenance_paths();
-CREATE FUNCTION filled() RETURNS text LANGUAGE sql AS $$
-    WITH now AS (SELECT * FROM ivm.maintenance_paths() WHERE path LIKE 'view filled%'),
-    d AS (SELECT n.path, n.times - s.times AS k FROM now n JOIN seen s USING (path) WHERE n.times > s.times),
-    upd AS (UPDATE seen s SET times = n.times FROM now n WHERE n.path = s.path)
-    SELECT coalesce(string_agg(path || ' ' || k, ', ' ORDER BY path), 'nothing') FROM d
-$$;
+SELECT took('view filled%');
 
 -- Typed columns (a varchar(8) group, numeric(8,2) values), NULL groups and values, groups
 -- HAVING hides, an average, counted extremes.
@@ -32,7 +26,7 @@ SELECT ivm.create_view('t_having', 'SELECT g, count(*) AS c, sum(v) AS s, avg(v)
                                      FROM t GROUP BY g HAVING sum(n) > 1100');
 SELECT ivm.create_view('t_global', 'SELECT count(*) AS c, sum(v) AS s, max(n) AS hi FROM t WHERE id < 0');
 SELECT ivm.create_view('t_rows', 'SELECT id, g, v FROM t WHERE n < 3');
-SELECT filled();
+SELECT took('view filled%');
 SELECT ivm.verify('t_having'), ivm.verify('t_global'), ivm.verify('t_rows');
 -- HAVING hides some groups: they have state but no row, and show up when they qualify.
 SELECT (SELECT count(*) FROM t_having) AS shown, (SELECT count(DISTINCT g) FROM t) + 1 AS groups;
@@ -48,7 +42,7 @@ SELECT * FROM t_global;
 -- is maintained by the fill (an index scan finds every row afterwards).
 CREATE UNIQUE INDEX t_rows_id ON t_rows (id);
 SELECT ivm.refresh('t_having') >= 0, ivm.refresh('t_rows') >= 0;
-SELECT filled();
+SELECT took('view filled%');
 SELECT ivm.verify('t_having'), ivm.verify('t_rows');
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
@@ -60,7 +54,7 @@ RESET enable_bitmapscan;
 -- VALID: the rows there now are not checked, the refresh's are), and the refresh rolls back.
 ALTER TABLE t_rows ADD CONSTRAINT small_ids CHECK (id < 2990) NOT VALID;
 SELECT ivm.refresh('t_rows');
-SELECT filled();
+SELECT took('view filled%');
 ALTER TABLE t_rows DROP CONSTRAINT small_ids;
 SELECT (SELECT count(*) FROM t_rows) AS still_there, ivm.verify('t_rows');
 
@@ -70,14 +64,14 @@ CREATE FUNCTION count_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO fl.fired VALUES (1); RETURN NEW; END $$;
 CREATE TRIGGER user_trigger AFTER INSERT ON t_rows FOR EACH ROW EXECUTE FUNCTION count_rows();
 SELECT ivm.refresh('t_rows') >= 0;
-SELECT filled();
+SELECT took('view filled%');
 SELECT (SELECT count(*) FROM fired) = (SELECT count(*) FROM t_rows) AS fired_per_row, ivm.verify('t_rows');
 DROP TRIGGER user_trigger ON t_rows;
 
 -- Row security on the view's table: the statements again.
 ALTER TABLE t_rows ENABLE ROW LEVEL SECURITY;
 SELECT ivm.refresh('t_rows') >= 0;
-SELECT filled();
+SELECT took('view filled%');
 ALTER TABLE t_rows DISABLE ROW LEVEL SECURITY;
 SELECT ivm.verify('t_rows');
 
@@ -88,7 +82,7 @@ INSERT INTO w SELECT k, k % 3, (SELECT string_agg(md5(k::text || i::text), '') F
 FROM generate_series(1, 300) k;
 SELECT ivm.create_view('w_rows', 'SELECT id, doc FROM w');
 SELECT ivm.create_view('w_max', 'SELECT g, max(doc) AS top, count(*) AS n FROM w GROUP BY g');
-SELECT filled();
+SELECT took('view filled%');
 SELECT ivm.verify('w_rows'), ivm.verify('w_max'), (SELECT sum(length(doc)) FROM w_rows) = (SELECT sum(length(doc)) FROM w);
 SELECT pg_relation_size(reltoastrelid) > 0 AS toasted FROM pg_class WHERE oid = 'w_rows'::regclass;
 UPDATE w SET doc = doc || 'x' WHERE id % 10 = 0;
@@ -101,7 +95,7 @@ INSERT INTO z VALUES (1, 1), (2, 0);
 SELECT ivm.create_view('z_div', 'SELECT k, 10 / d AS q FROM z');
 SELECT count(*) FROM ivm.views WHERE name LIKE '%z_div%';
 SELECT to_regclass('fl.z_div');
-SELECT filled();
+SELECT took('view filled%');
 
 DROP SCHEMA fl CASCADE;
 RESET search_path;
