@@ -98,6 +98,21 @@ RESET ivm.immediate_apply;
 SELECT chk_all();
 SELECT took('rows computed%');
 
+-- 3b. An output that fails (division by zero) in a savepoint: the statement fails, the
+--    savepoint is rolled back, and the same transaction's next change is computed with the same
+--    expressions' state (built once per transaction) and is exact.
+SELECT mk('ratio', 'SELECT id, 100 / (bal - 10)::int AS r FROM acct WHERE bal IS NOT NULL');
+BEGIN;
+UPDATE acct SET bal = 1 WHERE id = 1;
+SAVEPOINT s;
+CALL try('UPDATE rb.acct SET bal = 10 WHERE id = 2');
+ROLLBACK TO s;
+UPDATE acct SET bal = 5 WHERE id = 3;
+COMMIT;
+SELECT r FROM ratio WHERE id IN (1, 2, 3) ORDER BY id;
+SELECT chk_all();
+SELECT took('rows computed%');
+
 -- 4. A right the view's owner has lost: the statement runs, and fails as it must (42501),
 --    instead of the table being read below SQL; with the right back, the rows are computed
 --    below SQL again.

@@ -5,6 +5,7 @@
 #include "pg/spi.hpp"
 
 extern "C" {
+#include "storage/proc.h"
 #include "utils/datum.h"
 }
 
@@ -326,12 +327,22 @@ void begin(Evaluator& e, const Compiled* c, int njoins) {
   e.c = c;
   e.econtext = CreateStandaloneExprContext();
   e.row = MakeSingleTupleTableSlot(c->row, &TTSOpsVirtual);
-  e.outputs = static_cast<ExprState**>(palloc(sizeof(ExprState*) * static_cast<std::size_t>(c->noutputs)));
-  for (int i = 0; i < c->noutputs; ++i) e.outputs[i] = ExecInitExpr(c->outputs[i], nullptr);
-  e.where = c->where ? ExecInitExpr(c->where, nullptr) : nullptr;
-  e.on = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * static_cast<std::size_t>(std::max(njoins, 1))));
-  for (int j = 0; j < njoins; ++j)
-    if (c->on[j]) e.on[j] = ExecInitExpr(c->on[j], nullptr);
+  if (c->states_for != MyProc->lxid) {
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    c->states_for = InvalidLocalTransactionId;  // until every state is built
+    c->output_states = static_cast<ExprState**>(palloc(sizeof(ExprState*) * static_cast<std::size_t>(c->noutputs)));
+    for (int i = 0; i < c->noutputs; ++i) c->output_states[i] = ExecInitExpr(c->outputs[i], nullptr);
+    c->where_state = c->where ? ExecInitExpr(c->where, nullptr) : nullptr;
+    c->on_states =
+        static_cast<ExprState**>(palloc0(sizeof(ExprState*) * static_cast<std::size_t>(std::max(njoins, 1))));
+    for (int j = 0; j < njoins; ++j)
+      if (c->on[j]) c->on_states[j] = ExecInitExpr(c->on[j], nullptr);
+    MemoryContextSwitchTo(old);
+    c->states_for = MyProc->lxid;
+  }
+  e.outputs = c->output_states;
+  e.where = c->where_state;
+  e.on = c->on_states;
 }
 
 void end(Evaluator& e) {

@@ -15,7 +15,8 @@
 // The trees are kept across transactions and dropped, as the plan cache
 // drops cached plans, when a leaf relation, a function, an operator, a type
 // or a schema changes, and when ivm's catalog does.  Their executor state is
-// built anew for each use: functions may keep per-query state in it.
+// built once per transaction, as PL/pgSQL builds that of its simple
+// expressions: functions may keep state in it that is good only that long.
 #pragma once
 #include "plan/sqlgen.hpp"
 #include "pg/pg.hpp"
@@ -48,6 +49,13 @@ struct Compiled {
   TupleDesc result[2] = {nullptr, nullptr};
   Expr* where = nullptr;  // the WHERE clause, or nullptr
   Expr** on = nullptr;    // per node of plan::ViewPlan::joins, its condition or nullptr
+  // Their executor state, built on the first use in a transaction (in
+  // TopTransactionContext) and used again for the rest of it: a statement
+  // by statement transaction maintains a view once per statement.
+  mutable LocalTransactionId states_for = InvalidLocalTransactionId;
+  mutable ExprState** output_states = nullptr;
+  mutable ExprState* where_state = nullptr;
+  mutable ExprState** on_states = nullptr;
 };
 
 // compiled: p's expressions of kind `kind`, compiled on first use; nullptr
