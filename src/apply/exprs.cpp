@@ -54,8 +54,18 @@ void on_relcache(Datum, Oid relid) {
   }
 }
 
-void on_syscache(Datum, int, uint32) {
-  for (auto& [key, e] : cache()) e.valid = false;
+// A function or type: the entries that use it (a hash of 0: all of them),
+// as the plan cache does; an operator, operator class or schema: all.  An
+// entry that could not be compiled is tried again after any change (its
+// function may have become immutable).
+void on_syscache(Datum, int cache_id, uint32 hash) {
+  bool selective = hash != 0 && (cache_id == PROCOID || cache_id == TYPEOID);
+  for (auto& [key, e] : cache()) {
+    bool hit = !selective || !e.c;
+    for (int i = 0; !hit && i < e.c->ndepends; ++i)
+      hit = e.c->depend_cache[i] == cache_id && e.c->depend_hash[i] == hash;
+    if (hit) e.valid = false;
+  }
 }
 
 void watch() {
@@ -106,6 +116,7 @@ struct Input {
   const Oid* relids;
   int nleaves;
   Oid view;  // InvalidOid: the outputs' types are not checked
+  Oid view_oid;
   int noutputs;
   bool where;
   const int* on_nodes;  // join nodes with a condition, in the SELECT list's order
@@ -146,11 +157,17 @@ TupleDesc named_rows_desc(TupleDesc types, const char* const* names) {
 // compile: the Compiled of `in`, allocated in a new context under
 // CacheMemoryContext (returned in *cxt), or nullptr.  PostgreSQL's terms.
 Compiled* compile(const Input& in, MemoryContext* cxt) {
+  elog(DEBUG1, "ivm: compiling the expressions of view %u", in.view_oid);
   MemoryContext work =
       AllocSetContextCreate(CurrentMemoryContext, "ivm expressions (compiling)", ALLOCSET_DEFAULT_SIZES);
   MemoryContext old = MemoryContextSwitchTo(work);
   List* raw = raw_parser(in.sql, RAW_PARSE_DEFAULT);
   Query* q = parse_analyze_fixedparams(linitial_node(RawStmt, raw), in.sql, nullptr, 0, nullptr);
+  // Before anything is inlined: an inlined SQL function is a dependency too.
+  List* relations = NIL;
+  List* depends = NIL;
+  bool row_security = false;
+  extract_query_dependencies(reinterpret_cast<Node*>(q), &relations, &depends, &row_security);
   int nitems = in.noutputs + (in.where ? 1 : 0) + in.non;
   bool ok = q->commandType == CMD_SELECT && !q->hasSubLinks && !q->hasAggs && !q->hasWindowFuncs && !q->hasTargetSRFs &&
             list_length(q->rtable) == in.nleaves && list_length(q->targetList) == nitems;
@@ -229,6 +246,15 @@ Compiled* compile(const Input& in, MemoryContext* cxt) {
       c->used[i][c->nused[i]++] = static_cast<AttrNumber>(m + FirstLowInvalidHeapAttributeNumber);
   }
   c->types = CreateTupleDescCopy(types);
+  c->ndepends = list_length(depends);
+  c->depend_cache = static_cast<int*>(palloc(sizeof(int) * static_cast<std::size_t>(c->ndepends + 1)));
+  c->depend_hash = static_cast<uint32*>(palloc(sizeof(uint32) * static_cast<std::size_t>(c->ndepends + 1)));
+  int d = 0;
+  foreach (lc, depends) {
+    auto* item = static_cast<PlanInvalItem*>(lfirst(lc));
+    c->depend_cache[d] = item->cacheId;
+    c->depend_hash[d++] = item->hashValue;
+  }
   if (in.names) {
     c->result[1] = named_rows_desc(c->types, in.names);
   } else {
@@ -299,6 +325,7 @@ const Compiled* compiled(const plan::ViewPlan& p, Kind kind) {
            relids.data(),
            static_cast<int>(relids.size()),
            rows ? p.oid : InvalidOid,
+           p.oid,
            static_cast<int>(noutputs),
            !p.where.empty(),
            on_nodes.data(),

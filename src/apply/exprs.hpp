@@ -13,8 +13,8 @@
 // compute, from the same trees.
 //
 // The trees are kept across transactions and dropped, as the plan cache
-// drops cached plans, when a leaf relation, a function, an operator, a type
-// or a schema changes, and when ivm's catalog does.  Their executor state is
+// drops cached plans, when a leaf relation, a function or type they use, an
+// operator or a schema changes, and when ivm's catalog does.  Their executor state is
 // built once per transaction, as PL/pgSQL builds that of its simple
 // expressions: functions may keep state in it that is good only that long.
 #pragma once
@@ -49,6 +49,11 @@ struct Compiled {
   TupleDesc result[2] = {nullptr, nullptr};
   Expr* where = nullptr;  // the WHERE clause, or nullptr
   Expr** on = nullptr;    // per node of plan::ViewPlan::joins, its condition or nullptr
+  // The functions and types they use, as the plan cache records them
+  // (extract_query_dependencies): a change to one of these drops them.
+  int ndepends = 0;
+  int* depend_cache = nullptr;    // syscache id
+  uint32* depend_hash = nullptr;  // hash of the object's key
   // Their executor state, built on the first use in a transaction (in
   // TopTransactionContext) and used again for the rest of it: a statement
   // by statement transaction maintains a view once per statement.
