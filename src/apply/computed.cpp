@@ -333,7 +333,7 @@ struct Probe {
 };
 
 // open_probe: false when the leaf must be read by the statement (see
-// spj_rows.hpp); what was opened is in `pr` either way.
+// computed.hpp); what was opened is in `pr` either way.
 bool open_probe(Probe& pr, Oid relid, const char* column, Oid* type, Oid* collation) {
   pr.rel = table_open(relid, AccessShareLock);
   if (pr.rel->rd_rel->relkind != RELKIND_RELATION || pr.rel->rd_rel->relhassubclass) return false;
