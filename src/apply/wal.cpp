@@ -335,23 +335,25 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
       if (!cached) continue;  // no view reads it any more
       const std::string delta = cached->name;
       spi.exec_once(
-          "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
+          "SELECT a.attname FROM pg_catalog.pg_attribute a "
           "WHERE a.attrelid = " +
           quote_literal(delta) +
           "::pg_catalog.regclass AND a.attnum > 0 "
           "AND NOT a.attisdropped AND a.attname NOT IN ('__m', '__at') ORDER BY a.attnum");
       std::string cols, values;
       for (uint64 i = 0; i < spi.rows(); ++i) {
-        std::string name = spi.text(i, 1);
-        cols += pg::quote_ident(name) + ", ";
-        values += "(c.j->'d'->>" + quote_literal(name) + ")::" + spi.text(i, 2) + ", ";
+        std::string name = pg::quote_ident(spi.text(i, 1));
+        cols += name + ", ";
+        values += "v." + name + ", ";
       }
-      // One statement per relation: the types' input functions turn the
-      // decoded text back into values.
+      // One statement per relation: each change's row parsed once into the
+      // delta table's row type (json_populate_record: the types' input
+      // functions, arrays and composites as such), not once per column.
       spi.exec_once("INSERT INTO " + delta + " (" + cols + "__m, __at) SELECT " + values +
                     "(c.j->>'m')::int8, t.at FROM (SELECT xid, data::json AS j FROM ivm_wal_changes WHERE data LIKE " +
                     quote_literal("{\"r\":" + std::to_string(r) + ",%") + " AND " + in_batch +
-                    ") c JOIN (SELECT xid, (data::json->>'c')::timestamptz AS at FROM ivm_wal_changes "
+                    ") c CROSS JOIN LATERAL pg_catalog.json_populate_record(NULL::" + delta +
+                    ", c.j->'d') v JOIN (SELECT xid, (data::json->>'c')::timestamptz AS at FROM ivm_wal_changes "
                     "WHERE data LIKE '{\"c\":%' AND " +
                     in_batch + ") t USING (xid)");
     }
