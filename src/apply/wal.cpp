@@ -335,20 +335,31 @@ void catch_up(pg::Spi& spi, const std::vector<std::uint32_t>& relations) {
       if (!cached) continue;  // no view reads it any more
       const std::string delta = cached->name;
       spi.exec_once(
-          "SELECT a.attname FROM pg_catalog.pg_attribute a "
+          "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid::oid "
+          "FROM pg_catalog.pg_attribute a "
           "WHERE a.attrelid = " +
           quote_literal(delta) +
           "::pg_catalog.regclass AND a.attnum > 0 "
           "AND NOT a.attisdropped AND a.attname NOT IN ('__m', '__at') ORDER BY a.attnum");
       std::string cols, values;
       for (uint64 i = 0; i < spi.rows(); ++i) {
-        std::string name = pg::quote_ident(spi.text(i, 1));
-        cols += name + ", ";
-        values += "v." + name + ", ";
+        std::string name = spi.text(i, 1);
+        auto type = static_cast<Oid>(to_u64(spi.text(i, 3)));
+        cols += pg::quote_ident(name) + ", ";
+        // Every value travels as its text in a JSON string (decode.cpp
+        // append_text_row).  json_populate_record reads such a string as a
+        // JSON string value for a json or jsonb column, not as the document
+        // it holds: those are cast from the text, as the rest used to be.
+        bool json = pg_call([&] {
+          Oid base = getBaseType(type);
+          return base == JSONOID || base == JSONBOID;
+        });
+        values += json ? "(c.j->'d'->>" + quote_literal(name) + ")::" + spi.text(i, 2) + ", "
+                       : "v." + pg::quote_ident(name) + ", ";
       }
       // One statement per relation: each change's row parsed once into the
-      // delta table's row type (json_populate_record: the types' input
-      // functions, arrays and composites as such), not once per column.
+      // delta table's row type (json_populate_record runs each type's input
+      // function on the text), not once per column.
       spi.exec_once("INSERT INTO " + delta + " (" + cols + "__m, __at) SELECT " + values +
                     "(c.j->>'m')::int8, t.at FROM (SELECT xid, data::json AS j FROM ivm_wal_changes WHERE data LIKE " +
                     quote_literal("{\"r\":" + std::to_string(r) + ",%") + " AND " + in_batch +
