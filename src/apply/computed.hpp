@@ -9,15 +9,14 @@
 //
 // For an aggregate of one relation, each changed row that passes the WHERE
 // gives its groups and aggregate arguments (cast as the statement casts
-// them), sorted by group.
+// them), sorted by group; rows of a group with equal images cancel, as the
+// statement's consolidation of the change did.
 //
 // For a view without aggregates that has a key (plan::keyed_columns),
 // plan::sql_spj_rows says, per changed key, what the view's row of that key
-// becomes; keyed.hpp then writes the rows.  That statement is cheap to run
-// and dear to start: for one OLTP transaction its executor setup costs more
-// than its run.  Two shapes are computed here instead, with the view's own
-// expressions (exprs.hpp) on rows read from the change and the leaves'
-// indexes:
+// becomes; keyed.hpp then writes the rows.  Two shapes are computed here
+// instead, with the view's own expressions on rows read from the change and
+// the leaves' indexes:
 //   - a projection of one relation, with or without WHERE: each changed row
 //     projected, the projections summed (equal images cancel) and, per
 //     locator value, the added row if there is one, else the removed one;
