@@ -153,10 +153,11 @@ Row& add_row(Rows& r, int width) {
 }
 
 // readable: whether every source holds the columns leaf 0's expressions read
-// (and __m when it counts its rows by it).
-bool readable(const exprs::Compiled* c, const Source* sources, int nsources, AttrNumber* from) {
+// (and __m when it counts its rows by it); where they are, in from[source].
+bool readable(const exprs::Compiled* c, const Source* sources, int nsources, AttrNumber** from) {
   for (int s = 0; s < nsources; ++s) {
-    if (!source_columns(c, 0, sources[s].desc, from)) return false;
+    from[s] = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(c->nused[0] + 1)));
+    if (!source_columns(c, 0, sources[s].desc, from[s])) return false;
     int m = sources[s].m_column ? SPI_fnumber(sources[s].desc, sources[s].m_column) : 0;
     if (sources[s].m_column && (m <= 0 || TupleDescAttr(sources[s].desc, m - 1)->atttypid != INT8OID)) return false;
   }
@@ -165,12 +166,11 @@ bool readable(const exprs::Compiled* c, const Source* sources, int nsources, Att
 
 // read_rows: the outputs of every row of the sources that passes the WHERE,
 // with the row's multiplicity, into `rows` (allocated in `cxt`).
-void read_rows(exprs::Evaluator& e, const Source* sources, int nsources, AttrNumber* from, MemoryContext cxt,
+void read_rows(exprs::Evaluator& e, const Source* sources, int nsources, AttrNumber* const* from, MemoryContext cxt,
                Rows& rows) {
   const exprs::Compiled* c = e.c;
   for (int s = 0; s < nsources; ++s) {
     const Source& src = sources[s];
-    source_columns(c, 0, src.desc, from);
     int m_attno = src.m_column ? SPI_fnumber(src.desc, src.m_column) : 0;
     TupleTableSlot* slot = MakeSingleTupleTableSlot(src.desc, &TTSOpsMinimalTuple);
     pg::begin_own_scan(src.store);
@@ -179,7 +179,7 @@ void read_rows(exprs::Evaluator& e, const Source* sources, int nsources, AttrNum
       int64 m = m_attno ? (slot->tts_isnull[m_attno - 1] ? 0 : DatumGetInt64(slot->tts_values[m_attno - 1])) : src.m;
       if (m == 0) continue;
       exprs::clear_row(e);
-      put_leaf(e, 0, slot, from);
+      put_leaf(e, 0, slot, from[s]);
       if (!exprs::holds(e, e.where)) continue;
       MemoryContext old = MemoryContextSwitchTo(cxt);
       Row& r = add_row(rows, c->noutputs);
@@ -195,7 +195,8 @@ void read_rows(exprs::Evaluator& e, const Source* sources, int nsources, AttrNum
 // read_all: read_rows over every source, into a new context (returned; the
 // caller deletes it), or nullptr when a source lacks a column (readable).
 MemoryContext read_all(const exprs::Compiled* c, const Source* sources, int nsources, Rows& rows) {
-  AttrNumber* from = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * static_cast<std::size_t>(c->nused[0] + 1)));
+  auto** from =
+      static_cast<AttrNumber**>(palloc(sizeof(AttrNumber*) * static_cast<std::size_t>(std::max(nsources, 1))));
   if (!readable(c, sources, nsources, from)) return nullptr;
   MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "ivm change rows", ALLOCSET_DEFAULT_SIZES);
   exprs::Evaluator e;
@@ -203,6 +204,35 @@ MemoryContext read_all(const exprs::Compiled* c, const Source* sources, int nsou
   read_rows(e, sources, nsources, from, cxt, rows);
   exprs::end(e);
   return cxt;
+}
+
+// RowOrder: rows compared on columns cols[0..n), each by its btree order.
+struct RowOrder {
+  const int* cols;
+  const Order* orders;
+  int n;
+};
+
+int compare_rows(const void* a, const void* b, void* arg) {
+  const auto* o = static_cast<const RowOrder*>(arg);
+  const Row* x = static_cast<const Row*>(a);
+  const Row* y = static_cast<const Row*>(b);
+  for (int j = 0; j < o->n; ++j) {
+    int k = o->cols[j];
+    if (int r = compare_values(x->values[k], x->nulls[k], y->values[k], y->nulls[k], o->orders[j])) return r;
+  }
+  return 0;
+}
+
+// sort_rows: the rows in that order; group_end: where the run of rows equal
+// to rows[g] in it ends.
+void sort_rows(Rows& rows, RowOrder& o) {
+  if (rows.n > 1 && o.n > 0) qsort_arg(rows.rows, rows.n, sizeof(Row), compare_rows, &o);
+}
+std::size_t group_end(const Rows& rows, std::size_t g, RowOrder& o) {
+  std::size_t end = g + 1;
+  while (end < rows.n && compare_rows(&rows.rows[g], &rows.rows[end], &o) == 0) ++end;
+  return end;
 }
 
 // projection: the single-leaf shape.  False: the statement instead.
@@ -218,24 +248,14 @@ bool projection(const exprs::Compiled* c, const Source* sources, int nsources, i
   // Sorted by locator; per locator the rows of equal images summed, then the
   // one of the greatest sum kept (sql_spj_rows: DISTINCT ON (locator) ...
   // ORDER BY locator, __m DESC over the consolidated rows).
-  struct SortArg {
-    Order order;
-    int col;
-  } arg{order, locator};
-  auto by_locator = [](const void* a, const void* b, void* p) {
-    auto* s = static_cast<SortArg*>(p);
-    const Row* x = static_cast<const Row*>(a);
-    const Row* y = static_cast<const Row*>(b);
-    return compare_values(x->values[s->col], x->nulls[s->col], y->values[s->col], y->nulls[s->col], s->order);
-  };
-  if (rows.n > 1) qsort_arg(rows.rows, rows.n, sizeof(Row), by_locator, &arg);
+  RowOrder by_locator{&locator, &order, 1};
+  sort_rows(rows, by_locator);
   MemoryContext old = MemoryContextSwitchTo(keep);
   out->desc = CreateTupleDescCopy(c->result[1]);
   out->rows = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * std::max<std::size_t>(rows.n, 1)));
   out->n = 0;
   for (std::size_t g = 0; g < rows.n;) {
-    std::size_t end = g + 1;
-    while (end < rows.n && by_locator(&rows.rows[g], &rows.rows[end], &arg) == 0) ++end;
+    std::size_t end = group_end(rows, g, by_locator);
     cancel_equal(rows.rows + g, end - g, c->types);
     const Row* best = nullptr;
     for (std::size_t i = g; i < end; ++i)
@@ -262,19 +282,10 @@ bool delta_rows(const exprs::Compiled* c, int ngroups, const Source* sources, in
   MemoryContext cxt = read_all(c, sources, nsources, rows);
   if (!cxt) return false;
 
-  struct SortArg {
-    Order* orders;
-    int n;
-  } arg{orders, ngroups};
-  auto by_group = [](const void* a, const void* b, void* p) {
-    auto* s = static_cast<SortArg*>(p);
-    const Row* x = static_cast<const Row*>(a);
-    const Row* y = static_cast<const Row*>(b);
-    for (int j = 0; j < s->n; ++j)
-      if (int r = compare_values(x->values[j], x->nulls[j], y->values[j], y->nulls[j], s->orders[j])) return r;
-    return 0;
-  };
-  if (rows.n > 1 && ngroups > 0) qsort_arg(rows.rows, rows.n, sizeof(Row), by_group, &arg);
+  int* cols = static_cast<int*>(palloc(sizeof(int) * static_cast<std::size_t>(std::max(ngroups, 1))));
+  for (int j = 0; j < ngroups; ++j) cols[j] = j;
+  RowOrder by_group{cols, orders, ngroups};
+  sort_rows(rows, by_group);
   // Rows of one group with equal images cancel, as the statement's reading
   // of the change consolidated (an UPDATE of a column the view does not
   // read changes nothing): nothing left, nothing to merge.  Compared pair by
@@ -282,8 +293,7 @@ bool delta_rows(const exprs::Compiled* c, int ngroups, const Source* sources, in
   // which gives the same state.
   constexpr std::size_t kCancelWithin = 64;
   for (std::size_t g = 0; g < rows.n;) {
-    std::size_t end = g + 1;
-    while (end < rows.n && by_group(&rows.rows[g], &rows.rows[end], &arg) == 0) ++end;
+    std::size_t end = group_end(rows, g, by_group);
     if (end - g <= kCancelWithin) cancel_equal(rows.rows + g, end - g, c->types);
     g = end;
   }

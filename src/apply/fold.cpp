@@ -330,10 +330,6 @@ Outcome fold_rows(const Spec& s, TupleDesc rd, HeapTuple* raw, uint64 n) {
 
 }  // namespace
 
-std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p) {
-  return fold_deltas(spi, p, spi.result());
-}
-
 std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p, const pg::Tuples& rows) {
   Oid state = pg::relation_oid(p.state);
   if (!OidIsValid(state)) return std::nullopt;

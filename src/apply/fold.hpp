@@ -6,11 +6,12 @@
 // the group.  For a bulk change that statement costs more than the rest of
 // the view's maintenance (perf, 100,000 orders: 1.2 s of 5.1 s, numeric sums
 // of int8 products and record comparisons), and for a one-row change its
-// executor setup costs more than its run.  Here a plain statement reads the
-// change as rows sorted by group (plan::sql_agg_delta_rows) and this sums
-// them, group by group, into the rows sql_agg_deltas would return: the same
-// columns (the state table's), the same values (counts in int8, exact sums
-// in the state's own type, the same extremes with their net counts).
+// executor setup costs more than its run.  Here the change's rows sorted by
+// group (plan::sql_agg_delta_rows, or the same computed below SQL by
+// apply/computed.hpp) are summed, group by group, into the rows
+// sql_agg_deltas would return: the same columns (the state table's), the
+// same values (counts in int8, exact sums in the state's own type, the same
+// extremes with their net counts).
 #pragma once
 #include "plan/sqlgen.hpp"
 #include "pg/spi.hpp"
@@ -19,14 +20,13 @@
 
 namespace ivm::apply {
 
-// fold_deltas: the deltas of the rows of the last SPI result (the rows of
-// plan::sql_agg_delta_rows), in the connection's memory: per changed group,
+// fold_deltas: the deltas of `rows` (those of plan::sql_agg_delta_rows, from
+// the statement or apply/computed.hpp agg_delta_rows), in the connection's
+// memory: per changed group,
 // its delta as a row of the state table's type (g<j>, __cnt, a<i>, n<i>,
 // x<i>, d<i>, dc<i>, __dirty), sorted by group; nullopt when a
 // column is not of the type the state table holds, or a group or extreme
 // has no btree ordering (the caller then runs sql_agg_deltas).
-std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p);
-// The same for rows held elsewhere (apply/computed.hpp agg_delta_rows).
 std::optional<pg::Tuples> fold_deltas(pg::Spi& spi, const plan::ViewPlan& p, const pg::Tuples& rows);
 
 }  // namespace ivm::apply
